@@ -1,0 +1,97 @@
+"""The layer contract every minicnn layer follows.
+
+Layout: image activations are NHWC, ``(N, H, W, C)`` — batch, height, width,
+channels. With channels last, the matrix product at the heart of a convolution
+writes its output directly in the next layer's layout (no transpose).
+
+A layer
+
+* ``forward(x, training)`` computes ``y`` and keeps what ``backward`` needs;
+* ``backward(dy)`` returns ``dx = dL/dx`` and writes ``dL/dp`` for every
+  trainable array ``p`` into ``self.grads[name]`` (same key, same shape, same
+  array object every step, so optimizers can hold on to it);
+* never changes a weight: optimizers do that, and they are separate.
+
+``params``  — trainable arrays, by name (``"W"``, ``"b"``, ...).
+``grads``   — their gradients, same names and shapes.
+``buffers`` — arrays that are saved with the model but never trained
+              (BatchNorm's running statistics).
+``frozen``  — names of params that the optimizer must leave alone.
+"""
+import numpy as np
+
+
+class Layer:
+    """Base class: holds params/grads/buffers and checks inputs."""
+
+    def __init__(self, name=None):
+        self.name = name or type(self).__name__
+        self.params = {}
+        self.grads = {}
+        self.buffers = {}
+        self.frozen = set()
+
+    # -- parameters -------------------------------------------------------
+    def add_param(self, key, value):
+        """Register a trainable array and a zeroed gradient beside it."""
+        self.params[key] = value
+        self.grads[key] = np.zeros_like(value)
+
+    def to(self, dtype):
+        """Cast params, grads and buffers to ``dtype`` (float64 for gradient checks)."""
+        for d in (self.params, self.grads, self.buffers):
+            for k in d:
+                d[k] = d[k].astype(dtype)
+        return self
+
+    def zero_grads(self):
+        for g in self.grads.values():
+            g.fill(0)
+
+    # -- shapes and FLOPs (used by Sequential.summary) --------------------
+    def output_shape(self, input_shape):
+        """Shape of one example's output, given one example's input shape."""
+        return input_shape
+
+    def flops(self, input_shape):
+        """Forward floating-point operations for ONE example (multiply-add = 2)."""
+        return 0
+
+    # -- the contract -----------------------------------------------------
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def __call__(self, x, training=False):
+        return self.forward(x, training)
+
+    def __repr__(self):
+        return f"{self.name}()"
+
+    # -- input checks shared by all layers ---------------------------------
+    def check_input(self, x, ndim=None, channels=None):
+        """Raise a clear error if ``x`` is not what this layer takes.
+
+        ndim: expected number of dimensions (4 for NHWC images, 2 for (N, D)).
+        channels: expected size of the last axis, or None for any.
+        """
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self.name}: expected a numpy array, got {type(x).__name__}")
+        if x.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{self.name}: expected float32 or float64 input, got dtype {x.dtype}")
+        if ndim is not None and x.ndim != ndim:
+            layout = "(N, H, W, C)" if ndim == 4 else "(N, D)" if ndim == 2 else f"{ndim}-D"
+            raise ValueError(f"{self.name}: expected a {ndim}-D input {layout}, "
+                             f"got shape {x.shape}")
+        if x.shape[0] == 0:
+            raise ValueError(f"{self.name}: got an empty batch (shape {x.shape})")
+        if channels is not None and x.shape[-1] != channels:
+            raise ValueError(f"{self.name}: expected {channels} channels in the last axis, "
+                             f"got shape {x.shape} ({x.shape[-1]} channels)")
+
+    def check_backward(self, dy, expected_shape):
+        if dy.shape != tuple(expected_shape):
+            raise ValueError(f"{self.name}.backward: expected dy of shape {tuple(expected_shape)}, "
+                             f"got {dy.shape} (call forward first, with the same batch)")

@@ -1,0 +1,82 @@
+"""Dense (fully connected) and Flatten.
+
+Dense, x (N, D), W (D, F), b (F,):
+    forward   y  = x @ W + b                    (N, F)
+    backward  dW = x.T @ dy      (D, F)
+              db = sum_n dy[n]   (F,)
+              dx = dy @ W.T      (N, D)
+
+Flatten: (N, H, W, C) -> (N, H*W*C) in NHWC order; backward reshapes back.
+"""
+import numpy as np
+
+from .base import Layer
+from .init import as_rng, init_weight
+
+
+class Dense(Layer):
+    """y = x @ W + b.  Params: W (in_features, out_features), b (out_features,).
+
+    ``scale`` multiplies the output (airbench divides its last layer's logits by 9):
+    y = scale * (x @ W + b), and the backward pass carries the same factor.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, init="glorot", rng=None,
+                 dtype=np.float32, scale=1.0, name=None):
+        super().__init__(name)
+        for label, v in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{self.name}: {label} must be a positive int, got {v!r}")
+        self.D, self.F, self.use_bias, self.scale = in_features, out_features, bias, float(scale)
+        self.add_param("W", init_weight((in_features, out_features), in_features, out_features,
+                                        init, as_rng(rng), dtype))
+        if bias:
+            self.add_param("b", np.zeros(out_features, dtype=dtype))
+
+    def __repr__(self):
+        return f"{self.name}({self.D}->{self.F}, bias={self.use_bias})"
+
+    def output_shape(self, input_shape):
+        return (self.F,)
+
+    def flops(self, input_shape):
+        return 2 * self.D * self.F
+
+    def forward(self, x, training=False):
+        self.check_input(x, ndim=2, channels=self.D)
+        if x.dtype != self.params["W"].dtype:
+            raise TypeError(f"{self.name}: input dtype {x.dtype} does not match parameter dtype "
+                            f"{self.params['W'].dtype}; cast the input or call model.to(dtype)")
+        self.x = x
+        y = x @ self.params["W"]
+        if self.use_bias:
+            y += self.params["b"]
+        if self.scale != 1.0:
+            y *= y.dtype.type(self.scale)
+        return y
+
+    def backward(self, dy):
+        self.check_backward(dy, (self.x.shape[0], self.F))
+        if self.scale != 1.0:
+            dy = dy * dy.dtype.type(self.scale)
+        if "W" not in self.frozen:
+            np.matmul(self.x.T, dy, out=self.grads["W"])
+        if self.use_bias and "b" not in self.frozen:
+            self.grads["b"][...] = dy.sum(axis=0)
+        if getattr(self, "skip_input_grad", False):
+            return None
+        return dy @ self.params["W"].T
+
+
+class Flatten(Layer):
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False):
+        self.check_input(x)
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        self.check_backward(dy, (self.x_shape[0], int(np.prod(self.x_shape[1:]))))
+        return dy.reshape(self.x_shape)

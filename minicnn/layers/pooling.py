@@ -1,0 +1,123 @@
+"""Pooling layers on NHWC input (N, H, W, C). No padding; OH = (H - K) // S + 1.
+
+MaxPool2D        y = max over each KxK window (stride S); dy goes to the first maximum.
+AvgPool2D        y = mean over each KxK window;          dx += dy / (K*K) on every tap.
+GlobalAvgPool2D  y[n, c] = mean_{h,w} x[n, h, w, c]      dx = dy / (H*W) broadcast.
+GlobalMaxPool2D  y[n, c] = max_{h,w} x[n, h, w, c]       dx = dy at the first argmax.
+"""
+import numpy as np
+
+from ..kernels.pooling import maxpool_forward, maxpool_backward
+from .base import Layer
+
+
+class _Pool2D(Layer):
+    def __init__(self, pool_size=2, stride=None, name=None):
+        super().__init__(name)
+        stride = pool_size if stride is None else stride
+        for label, v in (("pool_size", pool_size), ("stride", stride)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{self.name}: {label} must be a positive int, got {v!r}")
+        if pool_size * pool_size > 127:
+            raise ValueError(f"{self.name}: pool_size must be at most 11, got {pool_size}")
+        self.K, self.S = pool_size, stride
+
+    def __repr__(self):
+        return f"{self.name}(k={self.K}, s={self.S})"
+
+    def output_shape(self, input_shape):
+        H, W, C = input_shape
+        if H < self.K or W < self.K:
+            raise ValueError(f"{self.name}: input {H}x{W} is smaller than the pool window {self.K}")
+        return ((H - self.K) // self.S + 1, (W - self.K) // self.S + 1, C)
+
+    def flops(self, input_shape):
+        OH, OW, C = self.output_shape(input_shape)
+        return OH * OW * C * self.K * self.K
+
+
+class MaxPool2D(_Pool2D):
+    def forward(self, x, training=False):
+        self.check_input(x, ndim=4)
+        x = np.ascontiguousarray(x)
+        OH, OW, C = self.output_shape(x.shape[1:])
+        y = np.empty((x.shape[0], OH, OW, C), dtype=x.dtype)
+        self.arg = np.empty(y.shape, dtype=np.int8)      # one byte per output element
+        maxpool_forward(x, self.K, self.S, y, self.arg)
+        self.x_shape = x.shape
+        return y
+
+    def backward(self, dy):
+        self.check_backward(dy, self.arg.shape)
+        dx = np.empty(self.x_shape, dtype=dy.dtype)
+        maxpool_backward(np.ascontiguousarray(dy), self.arg, self.K, self.S, dx)
+        return dx
+
+
+class AvgPool2D(_Pool2D):
+    def forward(self, x, training=False):
+        self.check_input(x, ndim=4)
+        OH, OW, C = self.output_shape(x.shape[1:])
+        K, S = self.K, self.S
+        y = np.zeros((x.shape[0], OH, OW, C), dtype=x.dtype)
+        for kh in range(K):
+            for kw in range(K):
+                y += x[:, kh:kh + S * OH:S, kw:kw + S * OW:S, :]
+        y *= x.dtype.type(1.0 / (K * K))
+        self.x_shape = x.shape
+        return y
+
+    def backward(self, dy):
+        N, H, W, C = self.x_shape
+        K, S = self.K, self.S
+        OH, OW, _ = self.output_shape((H, W, C))
+        self.check_backward(dy, (N, OH, OW, C))
+        dx = np.zeros(self.x_shape, dtype=dy.dtype)
+        share = dy * dy.dtype.type(1.0 / (K * K))
+        for kh in range(K):
+            for kw in range(K):
+                dx[:, kh:kh + S * OH:S, kw:kw + S * OW:S, :] += share
+        return dx
+
+
+class GlobalAvgPool2D(Layer):
+    def output_shape(self, input_shape):
+        return (input_shape[-1],)
+
+    def flops(self, input_shape):
+        return int(np.prod(input_shape))
+
+    def forward(self, x, training=False):
+        self.check_input(x, ndim=4)
+        self.x_shape = x.shape
+        return x.mean(axis=(1, 2), dtype=x.dtype)
+
+    def backward(self, dy):
+        N, H, W, C = self.x_shape
+        self.check_backward(dy, (N, C))
+        dx = np.empty(self.x_shape, dtype=dy.dtype)
+        dx[...] = (dy * dy.dtype.type(1.0 / (H * W)))[:, None, None, :]
+        return dx
+
+
+class GlobalMaxPool2D(Layer):
+    def output_shape(self, input_shape):
+        return (input_shape[-1],)
+
+    def flops(self, input_shape):
+        return int(np.prod(input_shape))
+
+    def forward(self, x, training=False):
+        self.check_input(x, ndim=4)
+        N, H, W, C = x.shape
+        flat = x.reshape(N, H * W, C)
+        self.arg = flat.argmax(axis=1)                        # (N, C), first maximum
+        self.x_shape = x.shape
+        return np.take_along_axis(flat, self.arg[:, None, :], axis=1)[:, 0, :]
+
+    def backward(self, dy):
+        N, H, W, C = self.x_shape
+        self.check_backward(dy, (N, C))
+        dx = np.zeros((N, H * W, C), dtype=dy.dtype)
+        np.put_along_axis(dx, self.arg[:, None, :], dy[:, None, :], axis=1)
+        return dx.reshape(self.x_shape)

@@ -90,7 +90,7 @@ def plot_confusion_matrix(cm, class_names, path, normalize=True):
 
 
 def plot_predictions(images, y_true, y_pred, class_names, path, n=25):
-    """Grid of the first n images titled "true / predicted"; wrong ones in red.
+    """Grid of the first n images titled with true and predicted label; wrong in red.
 
     images: (N, H, W, 3) uint8 in [0, 255], or float in [0, 1] (NHWC).
     y_true, y_pred: (N,) integer labels.
@@ -117,7 +117,7 @@ def plot_predictions(images, y_true, y_pred, class_names, path, n=25):
             continue
         t, p = int(y_true[i]), int(y_pred[i])
         ax.imshow(images[i], interpolation="nearest")
-        ax.set_title(f"{class_names[t]}\n{class_names[p]}", fontsize=8,
+        ax.set_title(f"true: {class_names[t]}\npred: {class_names[p]}", fontsize=8,
                      color="black" if t == p else "red")
-    fig.suptitle("true / predicted (wrong in red)", fontsize=10)
+    fig.suptitle("true and predicted labels (wrong predictions in red)", fontsize=10)
     return _save(fig, path)

@@ -32,8 +32,12 @@ class ProgressBar:
         self._loss_sum, self._acc_sum = 0.0, 0.0
         self._n_loss, self._n_acc = 0, 0  # images that came with a loss / an accuracy
         self._start = time.perf_counter()
+        # tqdm's own rate is left out of the format: img/s in the postfix replaces it
         self._bar = tqdm(total=total, desc=desc, unit="img", dynamic_ncols=tty, file=file,
-                         mininterval=0.1 if tty else log_interval, disable=disable)
+                         mininterval=0.1 if tty else log_interval, ascii=not tty,
+                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
+                                    "[{elapsed}<{remaining}{postfix}]",
+                         disable=disable)
 
     def update(self, n, loss=None, acc=None):
         """Count n more images; loss/acc are the batch means, weighted by n."""
@@ -44,8 +48,9 @@ class ProgressBar:
             self._loss_sum, self._n_loss = self._loss_sum + float(loss) * n, self._n_loss + n
         if acc is not None:
             self._acc_sum, self._n_acc = self._acc_sum + float(acc) * n, self._n_acc + n
-        self._bar.set_postfix(loss=f"{self.loss:.4f}", acc=f"{self.acc:.3f}",
-                              img_s=f"{self.rate:.0f}", refresh=False)
+        postfix = {"loss": f"{self.loss:.4f}", "acc": f"{self.acc:.3f}",
+                   "img/s": f"{self.rate:.0f}"}
+        self._bar.set_postfix(postfix, refresh=False)  # refresh=False keeps mininterval
         self._bar.update(n)
 
     @property

@@ -1,0 +1,288 @@
+"""Driver-side helpers shared by the benchmark scripts.
+
+* ``Pool``: the workers (one minicnn worker, and one PyTorch worker when a torch
+  python is given) and ``Pool.measure(task)``, which sets a task up on every
+  subject (minicnn, torch NCHW, torch channels_last), warms each up, then times
+  them alternately one repetition at a time (the order rotates each round) so
+  every subject sees the same machine load.
+* ``summarize``: median, min, max and quartiles of a list of times.
+* ``machine_info``: CPU model, cores, load, thread settings, OPENBLAS_CORETYPE.
+
+Timing happens inside the workers (time.perf_counter around the work only);
+the JSON round trip to the driver is outside the timed region.
+"""
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+sys.path.insert(0, str(BENCH_DIR))
+
+from bench_worker import THREAD_VARS, Server  # noqa: E402
+
+DEFAULT_THREADS = 2
+TORCH_LAYOUTS = ("nchw", "channels_last")
+LABELS = {"nchw": "torch-nchw", "channels_last": "torch-cl"}
+
+
+def log(msg):
+    """Progress goes to stderr; stdout is for the tables."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
+def worker_env(threads):
+    """The parent's environment (OPENBLAS_CORETYPE included) with thread counts pinned
+    and the repository root on PYTHONPATH so the worker can import minicnn."""
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env[var] = str(threads)
+    paths = [str(ROOT), str(BENCH_DIR)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+class SubprocessWorker:
+    """A bench_worker.py process driven over stdin/stdout JSON lines."""
+
+    def __init__(self, backend, python=None, threads=DEFAULT_THREADS):
+        self.backend, self.python = backend, python or sys.executable
+        self.proc = subprocess.Popen(
+            [self.python, str(BENCH_DIR / "bench_worker.py"), "--backend", backend, "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=worker_env(threads), text=True, bufsize=1)
+
+    def call(self, **msg):
+        try:
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        line = self.proc.stdout.readline()
+        if not line:
+            raise WorkerError(f"{self.backend} worker ({self.python}) exited with code {self.proc.wait()}")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise WorkerError(f"{self.backend} worker: {reply['error']}")
+        return reply
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.call(op="quit")
+            except (WorkerError, OSError, ValueError):
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class InProcessWorker:
+    """The same protocol, served in this process (tests; no thread pinning)."""
+
+    def __init__(self, backend):
+        self.backend, self.python = backend, sys.executable
+        self.server = Server(backend)
+
+    def call(self, **msg):
+        reply = self.server.handle(msg)
+        if "error" in reply:
+            raise WorkerError(f"{self.backend} (in-process): {reply['error']}")
+        return reply
+
+    def close(self):
+        self.server.subjects.clear()
+
+
+def torch_python_ok(path):
+    """(True, '') if ``path`` is a python that can import torch, else (False, reason)."""
+    if not path:
+        return False, "no --torch-python given"
+    if not Path(path).exists():
+        return False, f"{path} does not exist"
+    try:
+        out = subprocess.run([path, "-c", "import torch; print(torch.__version__)"],
+                             capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"{path} could not run: {e}"
+    if out.returncode != 0:
+        return False, f"{path} cannot import torch: {out.stderr.strip().splitlines()[-1:]}"
+    return True, ""
+
+
+class Pool:
+    """The minicnn worker plus, optionally, the torch worker.
+
+    gap: seconds to sleep before switching to a subject in another process, so
+    the previous process's thread pools (OpenBLAS and OpenMP threads spin for a
+    while after a call) have gone idle before the next timing starts.
+    """
+
+    def __init__(self, torch_python=None, threads=DEFAULT_THREADS, inprocess=False, gap=0.05):
+        self.threads, self.gap, self.log = threads, gap, log
+        self.minicnn = InProcessWorker("minicnn") if inprocess else SubprocessWorker("minicnn", None, threads)
+        self.torch, self.torch_python, self.torch_skipped = None, None, None
+        if torch_python:
+            ok, why = torch_python_ok(torch_python)
+            if ok:
+                self.torch = SubprocessWorker("torch", torch_python, threads)
+                self.torch_python = str(torch_python)
+            else:
+                self.torch_skipped = why
+                self.log(f"PyTorch comparison skipped: {why}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        for w in (self.minicnn, self.torch):
+            if w is not None:
+                w.close()
+
+    def info(self):
+        out = {"minicnn_worker": self.minicnn.call(op="info")["info"]}
+        if self.torch:
+            out["torch_worker"] = self.torch.call(op="info")["info"]
+        return out
+
+    def subjects(self, kind):
+        """(label, worker, extra task fields) for every backend that runs this kind of task."""
+        if kind == "sgemm":
+            subs = [("numpy", self.minicnn, {})]
+            if self.torch:
+                subs.append(("torch", self.torch, {}))
+            return subs
+        subs = [("minicnn", self.minicnn, {})]
+        if self.torch:
+            subs += [(LABELS[lay], self.torch, {"layout": lay}) for lay in TORCH_LAYOUTS]
+        return subs
+
+    def measure(self, task, reps, warmup):
+        """Time ``task`` on every subject, interleaved. Returns {label: {"meta", "times"} or {"error"}}."""
+        subs = self.subjects(task["kind"])
+        out, live = {}, []
+        for i, (label, worker, extra) in enumerate(subs):
+            key = f"{label}:{json.dumps(task, sort_keys=True)}"
+            try:
+                meta = worker.call(op="setup", key=key, task={**task, **extra}, warmup=warmup)["meta"]
+                out[label] = {"meta": meta, "times": []}
+                live.append((label, worker, key))
+            except WorkerError as e:
+                out[label] = {"error": str(e)}
+                self.log(f"  ! {label} failed on {task}: {str(e).strip().splitlines()[-1]}")
+        setup_ok, last = list(live), None
+        for r in range(reps):
+            k = r % len(live) if live else 0
+            for label, worker, key in live[k:] + live[:k]:       # rotate who goes first
+                if last is not None and last is not worker and self.gap:
+                    time.sleep(self.gap)
+                try:
+                    out[label]["times"] += worker.call(op="time", key=key, n=1)["times"]
+                except WorkerError as e:
+                    out[label] = {"error": str(e)}
+                last = worker
+            live = [s for s in live if "error" not in out[s[0]]]
+        for label, worker, key in setup_ok:
+            try:
+                worker.call(op="drop", key=key)
+            except WorkerError:
+                pass
+        return out
+
+
+def summarize(times):
+    """Median, spread and quartiles of a list of seconds."""
+    t = np.asarray(times, dtype=float)
+    return {"times_s": [float(v) for v in t], "reps": int(t.size), "median_s": float(np.median(t)),
+            "min_s": float(t.min()), "max_s": float(t.max()),
+            "q1_s": float(np.percentile(t, 25)), "q3_s": float(np.percentile(t, 75))}
+
+
+def sgemm_reference(sgemm_records):
+    """The machine's SGEMM rate (GFLOP/s): numpy's largest square shape."""
+    best = None
+    for r in sgemm_records:
+        if r.get("backend") == "numpy" and r["M"] == r["K"] == r["N"] and "gflops" in r:
+            if best is None or r["M"] > best["M"]:
+                best = r
+    return best["gflops"] if best else None
+
+
+def attach_rate(record, flops, ref_gflops):
+    """Add gflops (from the median) and its fraction of the reference SGEMM rate."""
+    record["flops"] = flops
+    if flops and "median_s" in record:
+        record["gflops"] = flops / record["median_s"] / 1e9
+        if ref_gflops:
+            record["sgemm_fraction"] = record["gflops"] / ref_gflops
+    return record
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(threads):
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "cores_usable": affinity,
+        "platform": platform.platform(), "loadavg_start": list(os.getloadavg()),
+        "threads": threads, "thread_env": {v: str(threads) for v in THREAD_VARS},
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "command": " ".join(shlex.quote(a) for a in ["python"] + sys.argv),
+        "python": sys.executable,
+    }
+
+
+def common_args(ap, quick_help="few reps (smoke test)"):
+    ap.add_argument("--torch-python", metavar="PATH",
+                    help="a python with torch installed (e.g. /work/torchenv/bin/python); "
+                         "skipped cleanly if absent")
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--reps", type=int, default=None, help="timed repetitions (default 7, --quick 3)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2, --quick 1)")
+    ap.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads for every backend (default 2)")
+    ap.add_argument("--gap", type=float, default=0.05,
+                    help="seconds to pause when switching between worker processes (default 0.05)")
+    ap.add_argument("--json", metavar="PATH", help="also write the records as JSON here")
+    return ap
+
+
+def reps_warmup(args):
+    reps = args.reps if args.reps is not None else (3 if args.quick else 7)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    return reps, warmup
+
+
+def write_json(path, obj):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=1) + "\n")

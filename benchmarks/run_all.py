@@ -1,0 +1,115 @@
+"""The whole benchmark suite in one command: SGEMM, conv layers, networks, peak memory.
+
+Usage:
+    python benchmarks/run_all.py [--torch-python PATH] [--quick] [--note TEXT]
+
+    --torch-python PATH   a python that has torch: the same layers and networks then
+                          also run in PyTorch (NCHW and channels_last), interleaved
+                          with minicnn, and every table gets a minicnn/torch ratio.
+                          Optional; if the path is missing or has no torch, the
+                          comparison is skipped with a message.
+    --quick               smoke test: 3 reps after 1 warm-up, batch 128 only,
+                          writes results/quick.{json,md} instead of latest.*
+
+Writes benchmarks/results/latest.json (every record, with all repetition times)
+and benchmarks/results/latest.md (the tables, with date, machine, versions and
+this command), and prints the Markdown. A full run takes roughly 15-30 minutes
+on 2 cores (batch 1024 dominates); --quick about 3.
+
+PyTorch is a yardstick, never a dependency of minicnn. On a fresh machine, set up
+a separate venv for it (CPU build, pinned so results stay comparable):
+
+    python -m venv .venv-torch && .venv-torch/bin/pip install torch==2.13.0 numpy
+    python benchmarks/run_all.py --torch-python .venv-torch/bin/python
+
+(On Linux x86-64 the default torch wheel bundles CUDA, several GB; the CPU-only
+build these figures were taken with, 2.13.0+cpu, is installed by adding
+``--index-url https://download.pytorch.org/whl/cpu`` to that pip command.)
+
+Threads: 2 for everyone: OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS
+and NUMBA_NUM_THREADS are set in the worker processes, and the PyTorch worker
+calls torch.set_num_threads(2). OPENBLAS_CORETYPE is passed through unchanged
+and reported. Each figure is the median of the timed repetitions (at least 5 in
+a full run) with min–max beside it; see benchmarks/README.md.
+"""
+import argparse
+import hashlib
+import os
+import sys
+
+from bench_common import RESULTS_DIR, ROOT, Pool, common_args, log, machine_info, reps_warmup, \
+    sgemm_reference, write_json
+from bench_layers import LAYERS, bench_layers
+from bench_networks import MODES, NETWORKS, bench_memory, bench_networks
+from bench_sgemm import SHAPES, bench_sgemm
+from report import render
+
+
+def source_fingerprint():
+    """sha256 over minicnn/**/*.py, to tie results to the code they measured."""
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "minicnn").rglob("*.py")):
+        h.update(str(path.relative_to(ROOT)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def main():
+    ap = common_args(argparse.ArgumentParser(description=__doc__,
+                                             formatter_class=argparse.RawDescriptionHelpFormatter),
+                     quick_help="3 reps, batch 128 only; writes results/quick.*")
+    ap.add_argument("--batch", type=int, nargs="+", default=None,
+                    help="network batch sizes (default 128 1024; --quick 128)")
+    ap.add_argument("--layer-batch", type=int, default=128, help="batch for the layer table (default 128)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS probes")
+    ap.add_argument("--note", action="append", default=[], help="a note to print in the report (repeatable)")
+    ap.add_argument("--out", metavar="PREFIX",
+                    help="output path without extension (default results/latest, --quick: results/quick)")
+    args = ap.parse_args()
+    reps, warmup = reps_warmup(args)
+    batches = args.batch or ([128] if args.quick else [128, 1024])
+    out = args.out or str(RESULTS_DIR / ("quick" if args.quick else "latest"))
+
+    meta = machine_info(args.threads)
+    meta.update(reps=reps, warmup=warmup, notes=list(args.note), minicnn_source_sha256=source_fingerprint())
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        meta["notes"].append(f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} was set in the "
+                             "environment and passed to the workers unchanged")
+    results = {"meta": meta}
+
+    def save():
+        write_json(out + ".json", results)
+
+    with Pool(args.torch_python, args.threads, gap=args.gap) as pool:
+        meta["torch_skipped"] = pool.torch_skipped
+        meta["torch_python"] = pool.torch_python
+        log("== SGEMM")
+        results["sgemm"] = bench_sgemm(pool, SHAPES, reps, warmup)
+        ref = results["sgemm_reference_gflops"] = sgemm_reference(results["sgemm"])
+        save()
+        log(f"== conv layers, batch {args.layer_batch}")
+        results["layers"] = bench_layers(pool, LAYERS, args.layer_batch, reps, warmup, sgemm_gflops=ref)
+        save()
+        log(f"== networks, batch {batches}")
+        results["networks"] = bench_networks(pool, NETWORKS, batches, MODES, reps, warmup, sgemm_gflops=ref)
+        meta["workers"] = pool.info()
+        save()
+        torch_python = pool.torch_python
+    if not args.no_memory:
+        log("== peak memory (one fresh process each)")
+        results["memory"] = bench_memory(NETWORKS, batches, MODES, torch_python, args.threads)
+    meta["loadavg_end"] = list(os.getloadavg())
+    save()
+    md = render(results)
+    with open(out + ".md", "w") as f:
+        f.write(md)
+    print(md)
+    log(f"wrote {out}.json and {out}.md")
+    errors = sum("error" in r for key in ("sgemm", "layers", "networks", "memory") for r in results.get(key, []))
+    if errors:
+        log(f"{errors} measurement(s) failed: see the 'error' fields in {out}.json")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Stochastic gradient descent with momentum, Nesterov and weight decay.
+
+For each param ``p`` with gradient ``g``, at learning rate ``lr`` (the group's
+lr * lr_scale * lr_factor, see base.py), weight decay ``wd`` and momentum ``mu``:
+
+    L2 decay (decoupled=False):   d = g + wd * p          (decay joins the gradient,
+                                                            so momentum carries it too)
+    decoupled (decoupled=True):   p = p - lr * wd * p     (applied first; d = g)
+
+    no momentum:   p = p - lr * d
+    momentum:      v = mu * v + d
+                   p = p - lr * v
+    Nesterov:      v = mu * v + d
+                   p = p - lr * (d + mu * v)
+
+This is PyTorch's ``torch.optim.SGD`` with ``dampening=0``: ``v`` starts at 0,
+so after the first step ``v = d``. The decoupled decay is multiplied by the
+current ``lr`` (as in PyTorch's AdamW), so it follows the schedule; its
+strength per step is ``lr * wd``, not ``wd``.
+
+Shapes: ``v`` has the shape and dtype of ``p``. Memory: one buffer per param
+with momentum, plus up to three temporaries of ``p``'s size during a step.
+"""
+import numpy as np
+
+from .base import Optimizer, check_bool, check_number
+
+
+class SGD(Optimizer):
+    """SGD(params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, decoupled=False)"""
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
+                 decoupled=False):
+        super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov,
+                         weight_decay=weight_decay, decoupled=decoupled)
+
+    def check_group(self, group, where):
+        group["momentum"] = check_number(group["momentum"], "momentum", where,
+                                         low=0.0, high=1.0, high_open=True)
+        group["nesterov"] = check_bool(group["nesterov"], "nesterov", where)
+        group["decoupled"] = check_bool(group["decoupled"], "decoupled", where)
+        if group["nesterov"] and group["momentum"] == 0.0:
+            raise ValueError(f"{where}: nesterov=True needs momentum > 0, got momentum=0.0")
+
+    def init_state(self, p, group):
+        if group["momentum"] > 0.0:
+            return {"momentum": np.zeros_like(p)}
+        return {}
+
+    def update(self, p, g, state, group, lr):
+        wd, mu = group["weight_decay"], group["momentum"]
+        d = g
+        if wd > 0.0 and group["decoupled"]:
+            p *= 1.0 - lr * wd                          # p = p - lr*wd*p
+        elif wd > 0.0:
+            d = np.multiply(p, wd)                      # d = g + wd*p (new array; g untouched)
+            d += g
+        if mu > 0.0:
+            v = state["momentum"]
+            v *= mu                                     # v = mu*v + d
+            v += d
+            if group["nesterov"]:
+                step = np.multiply(v, mu)               # step = d + mu*v
+                step += d
+            else:
+                step = v
+        else:
+            step = d
+        p -= lr * step                                  # p = p - lr*step

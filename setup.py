@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="minicnn",
+    version="0.1.0",
+    description="A CNN library in NumPy with hand-written backprop and numba kernels, for CIFAR-10",
+    long_description=open("README.md", encoding="utf-8").read() if __import__("os").path.exists("README.md") else "",
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["minicnn", "minicnn.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.24",
+        "numba>=0.58",
+        "scikit-learn>=1.2",
+        "matplotlib>=3.6",
+        "tqdm>=4.60",
+    ],
+    extras_require={"test": ["pytest>=7", "scipy>=1.9"]},
+    entry_points={"console_scripts": ["minicnn-predict=minicnn.predict:main"]},
+)

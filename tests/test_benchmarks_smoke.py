@@ -1,0 +1,96 @@
+"""Smoke test of the benchmark suite (benchmarks/): tiny shapes, 1 rep, no torch.
+
+It checks that the benchmark functions run and return well-formed records, not
+how fast anything is (performance claims live in benchmarks/, per STYLE.md).
+The workers are served in this process, so no subprocess start-up is paid
+except for the one memory probe.
+"""
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from bench_common import Pool  # noqa: E402
+from bench_layers import FIELDS, LAYERS, bench_layers  # noqa: E402
+from bench_networks import bench_memory, bench_networks  # noqa: E402
+from bench_sgemm import bench_sgemm  # noqa: E402
+from report import render  # noqa: E402
+
+STAT_KEYS = {"times_s", "reps", "median_s", "min_s", "max_s", "q1_s", "q3_s", "flops", "gflops"}
+TINY_NETS = {"simple": {"name": "simple"},
+             "airbench": {"name": "airbench", "widths": [8, 16, 16]}}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with Pool(torch_python=None, inprocess=True) as p:
+        yield p
+
+
+def check_timed(record, extra_keys):
+    assert "error" not in record, record.get("error")
+    missing = (STAT_KEYS | set(extra_keys)) - set(record)
+    assert not missing, f"record lacks {missing}: {record}"
+    for key in ("median_s", "min_s", "max_s", "gflops"):
+        assert math.isfinite(record[key]) and record[key] > 0, (key, record[key])
+    assert all(math.isfinite(t) and t > 0 for t in record["times_s"])
+
+
+def test_sgemm_records(pool):
+    recs = bench_sgemm(pool, shapes=[(64, 64, 64), (256, 9, 8)], reps=1, warmup=0)
+    assert [r["backend"] for r in recs] == ["numpy", "numpy"]
+    for r in recs:
+        check_timed(r, {"M", "K", "N", "sgemm_fraction"})
+    assert recs[0]["sgemm_fraction"] == pytest.approx(1.0)
+
+
+def test_layer_records(pool):
+    layers = [("tiny.conv", 6, 6, 3, 4, 3, "same", True), ("tiny.valid", 5, 5, 2, 3, 2, "valid", False)]
+    recs = bench_layers(pool, layers, batch=2, reps=1, warmup=0, sgemm_gflops=10.0)
+    assert [(r["layer"], r["pass"]) for r in recs] == [
+        ("tiny.conv", "forward"), ("tiny.conv", "backward"), ("tiny.valid", "forward"), ("tiny.valid", "backward")]
+    for r in recs:
+        check_timed(r, set(FIELDS) | {"backend", "N", "pass", "out_shape", "sgemm_fraction"})
+        assert r["backend"] == "minicnn"
+    assert recs[0]["flops"] == 2 * 2 * 6 * 6 * 3 * 3 * 3 * 4
+    assert recs[1]["flops"] == 2 * recs[0]["flops"]
+    assert recs[2]["out_shape"] == [2, 4, 4, 3]
+
+
+def test_network_records(pool):
+    recs = bench_networks(pool, TINY_NETS, batches=(2,), reps=1, warmup=0, sgemm_gflops=10.0)
+    assert [(r["network"], r["mode"]) for r in recs] == [
+        ("simple", "train"), ("simple", "infer"), ("airbench", "train"), ("airbench", "infer")]
+    for r in recs:
+        check_timed(r, {"backend", "network", "batch", "mode", "img_per_s", "flops_per_image"})
+        assert r["flops"] == r["flops_per_image"] * 2 * (3 if r["mode"] == "train" else 1)
+    md = render({"meta": {}, "networks": recs})
+    assert "| simple | 2 | train |" in md
+
+
+def test_memory_probe_in_fresh_process():
+    recs = bench_memory({"simple": {"name": "simple"}}, batches=(2,), modes=("infer",), steps=1)
+    assert len(recs) == 1
+    r = recs[0]
+    assert "error" not in r, r.get("error")
+    assert r["peak_rss_mib"] > 0 and r["idle_rss_mib"] > 0
+    assert r["peak_rss_with_warmup_mib"] >= r["peak_rss_mib"] * 0.99
+
+
+def test_layer_table_matches_the_models():
+    """LAYERS is hard-coded (the torch worker cannot import minicnn); keep it in sync."""
+    from minicnn import models
+    from minicnn.layers import Conv2D
+    got = []
+    for net, model in (("simple", models.simple()), ("airbench", models.airbench(widths=(64, 256, 256)))):
+        shape = (32, 32, 3)
+        for layer in model.layers:
+            if isinstance(layer, Conv2D):
+                got.append((net, shape[0], shape[1], layer.C, layer.F, layer.KH, layer.padding, layer.use_bias))
+            shape = layer.output_shape(shape)
+    expected = [(row[0].split(".")[0],) + tuple(row[1:]) for row in LAYERS]
+    assert got == expected

@@ -13,6 +13,7 @@ Tasks (dicts):
         mode "train": forward + softmax_cross_entropy + backward + p -= lr * g
         mode "infer": model.predict(x, batch_size=N)   (one forward, eval mode)
 """
+import os
 import sys
 import time
 
@@ -46,6 +47,7 @@ def info():
     try:
         import minicnn
         out["minicnn"] = getattr(minicnn, "__version__", "?")
+        out["minicnn_path"] = os.path.dirname(minicnn.__file__)
     except Exception as e:                         # the library may be mid-edit
         out["minicnn"] = f"import failed: {e}"
     try:

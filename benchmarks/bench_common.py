@@ -12,10 +12,12 @@ Timing happens inside the workers (time.perf_counter around the work only);
 the JSON round trip to the driver is outside the timed region.
 """
 import datetime
+import hashlib
 import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -44,13 +46,37 @@ class WorkerError(RuntimeError):
     pass
 
 
+# Where workers import minicnn from: the repository, or a snapshot copy (run_all.py).
+CODE_ROOT = ROOT
+
+
+def snapshot_code(dest):
+    """Copy minicnn/ (without caches) into ``dest`` and make every later worker import it
+    from there, so code edited during a long run cannot change what is measured.
+    Returns the sha256 fingerprint of the copied sources."""
+    global CODE_ROOT
+    shutil.copytree(ROOT / "minicnn", Path(dest) / "minicnn", ignore=shutil.ignore_patterns("__pycache__"))
+    CODE_ROOT = Path(dest)
+    return source_fingerprint(CODE_ROOT)
+
+
+def source_fingerprint(root=None):
+    """sha256 (first 16 hex digits) over minicnn/**/*.py under ``root``."""
+    root = Path(root or CODE_ROOT)
+    h = hashlib.sha256()
+    for path in sorted((root / "minicnn").rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def worker_env(threads):
     """The parent's environment (OPENBLAS_CORETYPE included) with thread counts pinned
-    and the repository root on PYTHONPATH so the worker can import minicnn."""
+    and CODE_ROOT on PYTHONPATH so the worker imports that minicnn."""
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = str(threads)
-    paths = [str(ROOT), str(BENCH_DIR)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    paths = [str(CODE_ROOT), str(BENCH_DIR)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 
@@ -132,7 +158,7 @@ class Pool:
     while after a call) have gone idle before the next timing starts.
     """
 
-    def __init__(self, torch_python=None, threads=DEFAULT_THREADS, inprocess=False, gap=0.05):
+    def __init__(self, torch_python=None, threads=DEFAULT_THREADS, inprocess=False, gap=0.2):
         self.threads, self.gap, self.log = threads, gap, log
         self.minicnn = InProcessWorker("minicnn") if inprocess else SubprocessWorker("minicnn", None, threads)
         self.torch, self.torch_python, self.torch_skipped = None, None, None
@@ -270,8 +296,8 @@ def common_args(ap, quick_help="few reps (smoke test)"):
     ap.add_argument("--reps", type=int, default=None, help="timed repetitions (default 7, --quick 3)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2, --quick 1)")
     ap.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads for every backend (default 2)")
-    ap.add_argument("--gap", type=float, default=0.05,
-                    help="seconds to pause when switching between worker processes (default 0.05)")
+    ap.add_argument("--gap", type=float, default=0.2,
+                    help="seconds to pause when switching between worker processes (default 0.2)")
     ap.add_argument("--json", metavar="PATH", help="also write the records as JSON here")
     return ap
 

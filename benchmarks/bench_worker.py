@@ -26,11 +26,13 @@ one configuration's peak cannot leak into another's:
 
     python benchmarks/bench_worker.py --backend minicnn --probe '{"kind": "network", ...}'
 
-prints {"idle_rss_mib", "peak_rss_mib", "peak_rss_with_warmup_mib"}: RSS before
-the first step, the peak over ``--steps`` steps after one warm-up step (the
-kernel's high-water mark is reset after warm-up via /proc/self/clear_refs), and
-``ru_maxrss`` over the whole process including the warm-up step (numba JIT
-compilation, first-touch allocations).
+prints {"idle_rss_mib", "peak_rss_mib", "peak_rss_with_warmup_mib"}. The probe
+first runs the task once on a 2-image batch (so numba compilation and library
+loading are done), builds the full-size model and data and reads the RSS
+("idle"), runs one full-size warm-up step, resets the kernel's high-water mark
+(/proc/self/clear_refs), runs ``--steps`` steps and reads the peak (VmHWM).
+"peak_rss_with_warmup_mib" (``ru_maxrss`` read before the reset and after the
+steps) covers the whole process, compilation and warm-up included.
 
 This file must run under both interpreters, so it imports only the standard
 library before choosing a backend (the torch venv has no numba or minicnn).
@@ -126,10 +128,14 @@ def rss_status_kib(field):
 
 
 def probe_memory(server, task, steps):
+    warm = server.backend.make({**task, "N": 2})          # compile / load every kernel on a tiny batch
+    warm.run_once()
+    del warm
     subject = server.backend.make(task)
     gc.collect()
     idle = rss_status_kib("VmRSS")
-    subject.run_once()                                    # warm-up: JIT, first-touch pages
+    subject.run_once()                                    # warm-up at full size: first-touch pages
+    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # KiB; the reset below clears it too
     try:
         with open("/proc/self/clear_refs", "w") as f:     # reset the peak (VmHWM) to current RSS
             f.write("5")
@@ -138,7 +144,7 @@ def probe_memory(server, task, steps):
         reset = False
     for _ in range(steps):
         subject.run_once()
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss   # KiB on Linux
+    maxrss = max(maxrss_before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     peak = rss_status_kib("VmHWM") if reset else None
     mib = lambda kib: None if kib is None else kib / 1024
     return {"idle_rss_mib": mib(idle), "peak_rss_mib": mib(peak if peak is not None else maxrss),

@@ -76,6 +76,9 @@ def header(meta):
                      f"numpy {tc.get('numpy')}, python {tc.get('python')}; {'; '.join(tc.get('config', []))}")
     elif meta.get("torch_skipped"):
         lines.append(f"- PyTorch comparison skipped: {meta['torch_skipped']}")
+    if meta.get("minicnn_source_sha256"):
+        lines.append(f"- minicnn source: sha256 {meta['minicnn_source_sha256']} (over minicnn/**/*.py, "
+                     f"imported from {mc.get('minicnn_path')})")
     lines.append(f"- reps: {meta.get('reps')} timed after {meta.get('warmup')} warm-up, median (min–max)")
     lines.append(f"- command: `{meta.get('command')}`")
     for note in meta.get("notes", []):

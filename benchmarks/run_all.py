@@ -26,6 +26,11 @@ a separate venv for it (CPU build, pinned so results stay comparable):
 build these figures were taken with, 2.13.0+cpu, is installed by adding
 ``--index-url https://download.pytorch.org/whl/cpu`` to that pip command.)
 
+Code: minicnn/ is copied to a temporary directory at the start and every worker
+imports it from there (--no-snapshot: from the work tree), so edits made during
+a long run cannot mix two versions into one report; the report gives the
+sha256 of the copied sources and says if the work tree changed meanwhile.
+
 Threads: 2 for everyone: OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS
 and NUMBA_NUM_THREADS are set in the worker processes, and the PyTorch worker
 calls torch.set_num_threads(2). OPENBLAS_CORETYPE is passed through unchanged
@@ -33,25 +38,18 @@ and reported. Each figure is the median of the timed repetitions (at least 5 in
 a full run) with min–max beside it; see benchmarks/README.md.
 """
 import argparse
-import hashlib
 import os
+import shutil
 import sys
+import tempfile
 
-from bench_common import RESULTS_DIR, ROOT, Pool, common_args, log, machine_info, reps_warmup, \
-    sgemm_reference, write_json
+import bench_common
+from bench_common import RESULTS_DIR, Pool, common_args, log, machine_info, reps_warmup, \
+    sgemm_reference, snapshot_code, source_fingerprint, write_json
 from bench_layers import LAYERS, bench_layers
 from bench_networks import MODES, NETWORKS, bench_memory, bench_networks
 from bench_sgemm import SHAPES, bench_sgemm
 from report import render
-
-
-def source_fingerprint():
-    """sha256 over minicnn/**/*.py, to tie results to the code they measured."""
-    h = hashlib.sha256()
-    for path in sorted((ROOT / "minicnn").rglob("*.py")):
-        h.update(str(path.relative_to(ROOT)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def main():
@@ -63,6 +61,8 @@ def main():
     ap.add_argument("--layer-batch", type=int, default=128, help="batch for the layer table (default 128)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS probes")
     ap.add_argument("--note", action="append", default=[], help="a note to print in the report (repeatable)")
+    ap.add_argument("--no-snapshot", action="store_true",
+                    help="import minicnn from the work tree instead of a copy taken at start")
     ap.add_argument("--out", metavar="PREFIX",
                     help="output path without extension (default results/latest, --quick: results/quick)")
     args = ap.parse_args()
@@ -71,7 +71,21 @@ def main():
     out = args.out or str(RESULTS_DIR / ("quick" if args.quick else "latest"))
 
     meta = machine_info(args.threads)
-    meta.update(reps=reps, warmup=warmup, notes=list(args.note), minicnn_source_sha256=source_fingerprint())
+    meta.update(reps=reps, warmup=warmup, notes=list(args.note))
+    snapshot = None
+    if not args.no_snapshot:
+        snapshot = tempfile.mkdtemp(prefix="minicnn-bench-")
+        meta["minicnn_source_sha256"] = snapshot_code(snapshot)
+    else:
+        meta["minicnn_source_sha256"] = source_fingerprint()
+    try:
+        run(args, meta, reps, warmup, batches, out)
+    finally:
+        if snapshot:
+            shutil.rmtree(snapshot, ignore_errors=True)
+
+
+def run(args, meta, reps, warmup, batches, out):
     if os.environ.get("OPENBLAS_CORETYPE"):
         meta["notes"].append(f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} was set in the "
                              "environment and passed to the workers unchanged")
@@ -99,6 +113,13 @@ def main():
         log("== peak memory (one fresh process each)")
         results["memory"] = bench_memory(NETWORKS, batches, MODES, torch_python, args.threads)
     meta["loadavg_end"] = list(os.getloadavg())
+    live = source_fingerprint(bench_common.ROOT)
+    if live != meta["minicnn_source_sha256"]:
+        meta["notes"].append(f"minicnn/ in the work tree changed during the run (now {live}); "
+                             f"every figure here is of the snapshot {meta['minicnn_source_sha256']} "
+                             "taken at the start" if not args.no_snapshot else
+                             f"minicnn/ changed during the run ({meta['minicnn_source_sha256']} -> {live}): "
+                             "later sections measured different code than earlier ones")
     save()
     md = render(results)
     with open(out + ".md", "w") as f:

@@ -72,6 +72,13 @@ class Sequential:
                 if key not in layer.frozen:
                     yield f"{i}.{key}", p, layer.grads[key]
 
+    def named_arrays(self):
+        """Yield (name, array) for every param (frozen ones too) and buffer: the live
+        arrays, not copies (for weight averaging that also covers BatchNorm statistics)."""
+        for i, layer in enumerate(self.layers):
+            for key, a in list(layer.params.items()) + list(layer.buffers.items()):
+                yield f"{i}.{key}", a
+
     def parameters(self):
         return [p for _, p, _ in self.named_parameters()]
 

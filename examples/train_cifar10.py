@@ -1,0 +1,192 @@
+"""Train and evaluate a CIFAR-10 classifier with minicnn.
+
+    python examples/train_cifar10.py                       # the default preset
+    python examples/train_cifar10.py --preset fast94       # airbench94 recipe, ~1 h
+    python examples/train_cifar10.py --resume runs/NAME    # continue an interrupted run
+
+Data: --data-dir, else $MINICNN_DATA, else ~/.cache/minicnn (downloaded if absent).
+Writes into --out RUN_DIR: config.json, checkpoint.npz (every epoch, atomically),
+history.json, metrics.json, history.png, confusion_matrix.png, predictions.png.
+Reads top to bottom: config, data, model, optimizer, training loop, evaluation.
+"""
+import time
+
+START = time.perf_counter()        # wall time covers everything, imports included
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from minicnn.data import (BatchLoader, CropFlip, channel_stats, load_cifar10, standardize,
+                          train_val_split)
+from minicnn.evaluate import predict_logits
+from minicnn.metrics import classification_report, format_report
+from minicnn.models import airbench, simple
+from minicnn.optim import Adam, SGD, param_groups_no_decay
+from minicnn.optim.schedules import warmup_cosine
+from minicnn.plots import plot_confusion_matrix, plot_history, plot_predictions
+from minicnn.recipes import (airbench_lookahead, airbench_lr, airbench_optimizer,
+                             airbench_schedule, freeze_whiten_bias)
+from minicnn.train import Trainer, save_json
+
+# -- config -----------------------------------------------------------------------------------
+# "default": a narrow airbench net with the airbench recipe, sized for ~15 min on 2 cores.
+# "fast94":  airbench94 itself (widths 64/256/256, batch 1024, 10 epochs, all 50k images).
+# "simple":  the plain VGG-style net with Adam, for comparison.
+PRESETS = {
+    "default": dict(model="airbench", widths=[32, 64, 128], epochs=8, batch_size=512,
+                    optimizer="sgd", lr=None, label_smoothing=0.2, translate=2,
+                    flip="alternating", tta=2, lookahead=True, val_size=5000),
+    "fast94": dict(model="airbench", widths=[64, 256, 256], epochs=10, batch_size=1024,
+                   optimizer="sgd", lr=None, label_smoothing=0.2, translate=2,
+                   flip="alternating", tta=2, lookahead=True, val_size=0),
+    "simple": dict(model="simple", widths=None, epochs=10, batch_size=128, optimizer="adam",
+                   lr=1e-3, label_smoothing=0.0, translate=4, flip="random", tta=1,
+                   lookahead=False, val_size=5000),
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    p.add_argument("--model", choices=["airbench", "simple"])
+    p.add_argument("--widths", type=int, nargs=3, help="airbench block widths, e.g. 64 256 256")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate on the mean loss (default: the preset's)")
+    p.add_argument("--optimizer", choices=["sgd", "adam"])
+    p.add_argument("--val-size", type=int)
+    p.add_argument("--tta", type=int, choices=[0, 1, 2], help="test-time augmentation level")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", default=None, help="run directory (default runs/<preset>-seed<seed>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images (smoke tests)")
+    p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    return p.parse_args(argv)
+
+
+def make_config(args):
+    if args.resume:
+        path = Path(args.resume) / "config.json"
+        if not path.exists():
+            sys.exit(f"--resume {args.resume}: no config.json there (expected a run directory "
+                     f"written by this script)")
+        config = json.loads(path.read_text())
+        config["progress"] = not args.no_progress
+        return config, Path(args.resume)
+    config = dict(PRESETS[args.preset], preset=args.preset, seed=args.seed,
+                  data_dir=args.data_dir, limit_train=args.limit_train, patience=args.patience)
+    for key in ("model", "widths", "epochs", "batch_size", "lr", "optimizer", "val_size", "tta"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    if config["lr"] is None:
+        config["lr"] = airbench_lr(config["batch_size"])
+    config["progress"] = not args.no_progress
+    out = Path(args.out or f"runs/{args.preset}-seed{args.seed}")
+    if (out / "checkpoint.npz").exists() and not args.overwrite:
+        sys.exit(f"{out} already holds a run (checkpoint.npz). Continue it with --resume {out}, "
+                 f"choose another --out, or pass --overwrite to replace it.")
+    return config, out
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    config, out = make_config(args)
+    out.mkdir(parents=True, exist_ok=True)
+    print("config:", json.dumps(config))
+
+    # -- data ---------------------------------------------------------------------------------
+    data = load_cifar10(config["data_dir"])
+    x_train, y_train = data["x_train"], data["y_train"]
+    if config["limit_train"]:
+        x_train, y_train = x_train[:config["limit_train"]], y_train[:config["limit_train"]]
+    x_tr, y_tr, x_val, y_val = train_val_split(x_train, y_train, config["val_size"], seed=config["seed"])
+    mean, std = channel_stats(x_tr)                                     # training split only
+    config.update(mean=mean.tolist(), std=std.tolist(), class_names=data["class_names"])
+    x_tr, x_val = standardize(x_tr, mean, std), standardize(x_val, mean, std)   # (N, 32, 32, 3)
+    x_test = standardize(data["x_test"], mean, std)
+    print(f"data: {len(y_tr)} train, {len(y_val)} val, {len(data['y_test'])} test from {data.get('source', '')}")
+
+    # -- model ----------------------------------------------------------------------------------
+    rng = np.random.default_rng(config["seed"])
+    if config["model"] == "airbench":
+        whiten_sample = x_tr[rng.permutation(len(x_tr))[:5000]]
+        model = airbench(tuple(config["widths"]), rng=rng, whiten_images=whiten_sample)
+    else:
+        model = simple(rng=rng)
+    print(model.summary())
+
+    # -- optimizer, schedule, loader ------------------------------------------------------------
+    augment = CropFlip(len(x_tr), pad=config["translate"], mode="reflect", flip=config["flip"],
+                       seed=config["seed"])
+    loader = BatchLoader(x_tr, y_tr, config["batch_size"], seed=config["seed"], augment=augment,
+                         drop_last=len(y_tr) > config["batch_size"])
+    total_steps = config["epochs"] * len(loader)
+    hooks, lookahead, la_decay = [], None, None
+    if config["model"] == "airbench" and config["optimizer"] == "sgd":
+        optimizer = airbench_optimizer(model, config["batch_size"],
+                                       lr_scale=config["lr"] / airbench_lr(config["batch_size"]))
+        schedule = airbench_schedule(total_steps)
+        hooks.append(freeze_whiten_bias(3))
+    else:
+        groups = param_groups_no_decay(model.named_parameters())
+        optimizer = (Adam(groups, lr=config["lr"], weight_decay=5e-4) if config["optimizer"] == "adam"
+                     else SGD(groups, lr=config["lr"], momentum=0.9, nesterov=True, weight_decay=5e-4))
+        schedule = warmup_cosine(total_steps, max(1, total_steps // 20))
+    if config["lookahead"]:
+        lookahead, la_decay = airbench_lookahead(model, total_steps)
+
+    save_json(config, out / "config.json")
+    trainer = Trainer(model, optimizer, loader, schedule, total_steps,
+                      val=(x_val, y_val), label_smoothing=config["label_smoothing"],
+                      lookahead=lookahead, lookahead_decay=la_decay, patience=config["patience"],
+                      epoch_hooks=hooks, run_dir=out, config=config, progress=config["progress"])
+    if args.resume:
+        meta = trainer.load(out / "checkpoint.npz")
+        print(f"resumed {out} at epoch {meta['epoch']}, step {meta['step']}")
+
+    # -- training -------------------------------------------------------------------------------
+    history = trainer.fit(config["epochs"])
+    save_json(history, out / "history.json")
+    model.save(out / "model.npz")
+
+    # -- evaluation -----------------------------------------------------------------------------
+    names = config["class_names"]
+    test_pred = predict_logits(model, x_test, tta=config["tta"]).argmax(axis=1)
+    report = classification_report(data["y_test"], test_pred, names)
+    exact = float((test_pred[:1000] == data["y_test"][:1000]).mean())
+    val_acc = None
+    if len(y_val):
+        val_acc = float((predict_logits(model, x_val, tta=config["tta"]).argmax(1) == y_val).mean())
+    total_seconds = time.perf_counter() - START
+    metrics = {"test_accuracy": report["accuracy"], "test_accuracy_exact_subset": exact,
+               "val_accuracy": val_acc, "precision_macro": report["precision_macro"],
+               "recall_macro": report["recall_macro"], "f1_macro": report["f1_macro"],
+               "confusion_matrix": report["confusion_matrix"], "per_class": {
+                   k: report[k] for k in ("precision", "recall", "f1", "support")},
+               "train_seconds": trainer.train_seconds, "total_seconds": total_seconds,
+               "epochs": trainer.epoch, "tta": config["tta"], "preset": config["preset"],
+               "seed": config["seed"], "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    save_json(metrics, out / "metrics.json")
+    print(format_report(report, names))
+    print(f"test accuracy {report['accuracy']:.4f} (all 10,000) | {exact:.4f} (exact subset 0-999)"
+          + (f" | val {val_acc:.4f}" if val_acc is not None else ""))
+    print(f"train {trainer.train_seconds:.0f}s, total wall time {total_seconds:.0f}s")
+
+    # -- plots ----------------------------------------------------------------------------------
+    plot_history(history, out / "history.png")
+    plot_confusion_matrix(np.array(report["confusion_matrix"]), names, out / "confusion_matrix.png")
+    plot_predictions(data["x_test"][:25], data["y_test"][:25], test_pred[:25], names,
+                     out / "predictions.png")
+    print(f"wrote {out}/: metrics.json, history.json, checkpoint.npz, model.npz, *.png")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

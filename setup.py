@@ -14,6 +14,7 @@ setup(
         "scikit-learn>=1.2",
         "matplotlib>=3.6",
         "tqdm>=4.60",
+        "pillow>=9",
     ],
     extras_require={"test": ["pytest>=7", "scipy>=1.9"]},
     entry_points={"console_scripts": ["minicnn-predict=minicnn.predict:main"]},

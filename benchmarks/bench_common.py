@@ -204,7 +204,7 @@ class Pool:
         """Time ``task`` on every subject, interleaved. Returns {label: {"meta", "times"} or {"error"}}."""
         subs = self.subjects(task["kind"])
         out, live = {}, []
-        for i, (label, worker, extra) in enumerate(subs):
+        for label, worker, extra in subs:
             key = f"{label}:{json.dumps(task, sort_keys=True)}"
             try:
                 meta = worker.call(op="setup", key=key, task={**task, **extra}, warmup=warmup)["meta"]

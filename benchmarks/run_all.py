@@ -13,8 +13,8 @@ Usage:
 
 Writes benchmarks/results/latest.json (every record, with all repetition times)
 and benchmarks/results/latest.md (the tables, with date, machine, versions and
-this command), and prints the Markdown. A full run takes roughly 15-30 minutes
-on 2 cores (batch 1024 dominates); --quick about 3.
+this command), and prints the Markdown. A full run took 38 minutes
+on 2 shared cores with torch (batch 1024 dominates); --quick about 5.
 
 PyTorch is a yardstick, never a dependency of minicnn. On a fresh machine, set up
 a separate venv for it (CPU build, pinned so results stay comparable):

@@ -15,6 +15,7 @@ setup(
         "matplotlib>=3.6",
         "tqdm>=4.60",
         "pillow>=9",
+        "threadpoolctl>=3",
     ],
     extras_require={"test": ["pytest>=7", "scipy>=1.9"]},
     entry_points={"console_scripts": ["minicnn-predict=minicnn.predict:main"]},

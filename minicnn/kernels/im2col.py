@@ -16,9 +16,18 @@ pixels the row was read from (overlapping windows add up), giving dx.
 Padding is given as (top, left); the bottom/right padding is implied by OH, OW.
 Windows that fall outside the image read zeros (im2col) and drop their
 gradient (col2im).
+
+The fast kernels work on a block of ROWS [r0, r0 + R) of the full matrix, so
+that a caller never needs the whole N*OH*OW*KH*KW*C buffer: it fills a block
+small enough to stay in the L2 cache and hands it straight to the matrix
+product (see layers/conv.py). They are serial and release the GIL
+(``nogil``), so two Python threads can each run one block at a time. Rows are
+walked as (n, oh, ow) with plain counters; the inner copy is a contiguous run
+of C values (or KW*C values, when the stride is 1 and the window lies inside
+the image), which LLVM turns into vector loads and stores.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit, uint64
 
 
 # ----------------------------------------------------------------------------
@@ -56,48 +65,103 @@ def col2im_reference(dcols, x_shape, KH, KW, stride, pad_top, pad_left, OH, OW):
 
 
 # ----------------------------------------------------------------------------
-# Fast kernels: numba, parallel over images (each image writes disjoint memory).
+# Fast kernels: numba, serial, GIL released; one block of rows per call.
 # ----------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
-def im2col(x, KH, KW, stride, pad_top, pad_left, OH, OW, cols):
-    """Fill ``cols`` (N*OH*OW, KH*KW*C) from ``x`` (N, H, W, C). Returns cols."""
+@njit(nogil=True, cache=True, boundscheck=False, inline="always")
+def copy(src, s, dst, d, L):
+    """dst[d:d+L] = src[s:s+L] (flat arrays; unsigned indices, so no wraparound checks)."""
+    s, d = uint64(s), uint64(d)
+    for i in range(uint64(L)):
+        dst[d + i] = src[s + i]
+
+
+@njit(nogil=True, cache=True, boundscheck=False, inline="always")
+def add_to(src, s, dst, d, L):
+    """dst[d:d+L] += src[s:s+L] (flat arrays, unsigned indices)."""
+    s, d = uint64(s), uint64(d)
+    for i in range(uint64(L)):
+        dst[d + i] += src[s + i]
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def im2col_rows(x, KH, KW, stride, pad_top, pad_left, OH, OW, r0, cols):
+    """Fill ``cols`` (R, KH*KW*C) with rows r0 .. r0+R-1 of im2col(x).
+
+    x: (N, H, W, C), C-contiguous. Row r is the window of output pixel
+    (n, oh, ow) = (r // (OH*OW), r // OW % OH, r % OW). Returns cols.
+    """
     N, H, W, C = x.shape
-    for n in prange(N):
-        for oh in range(OH):
-            for ow in range(OW):
-                row = (n * OH + oh) * OW + ow
-                for kh in range(KH):
-                    ih = oh * stride - pad_top + kh
-                    for kw in range(KW):
-                        iw = ow * stride - pad_left + kw
-                        base = (kh * KW + kw) * C
-                        if 0 <= ih < H and 0 <= iw < W:
-                            for c in range(C):
-                                cols[row, base + c] = x[n, ih, iw, c]
-                        else:
-                            for c in range(C):
-                                cols[row, base + c] = 0.0
+    R = cols.shape[0]
+    KWC = KW * C
+    xf = x.reshape(N * H * W * C)
+    n, oh, ow = r0 // (OH * OW), (r0 // OW) % OH, r0 % OW
+    for row in range(R):
+        out = cols[row]
+        iw0 = ow * stride - pad_left
+        inside_w = iw0 >= 0 and iw0 + KW <= W
+        for kh in range(KH):
+            ih = oh * stride - pad_top + kh
+            dst = kh * KWC
+            if ih < 0 or ih >= H:                      # whole kernel row in the padding
+                out[dst:dst + KWC] = 0.0
+            elif stride == 1 and inside_w:             # KW*C contiguous input values
+                src = ((n * H + ih) * W + iw0) * C
+                copy(xf, src, out, dst, KWC)
+            else:                                      # tap by tap, zeros outside
+                for kw in range(KW):
+                    iw = iw0 + kw
+                    d = dst + kw * C
+                    if 0 <= iw < W:
+                        src = ((n * H + ih) * W + iw) * C
+                        copy(xf, src, out, d, C)
+                    else:
+                        out[d:d + C] = 0.0
+        ow += 1
+        if ow == OW:
+            ow = 0
+            oh += 1
+            if oh == OH:
+                oh = 0
+                n += 1
     return cols
 
 
-@njit(parallel=True, cache=True)
-def col2im(dcols, KH, KW, stride, pad_top, pad_left, OH, OW, dx):
-    """Add each row of ``dcols`` back onto ``dx`` (N, H, W, C), zeroed here first."""
+@njit(nogil=True, cache=True, boundscheck=False)
+def col2im_rows(dcols, KH, KW, stride, pad_top, pad_left, OH, OW, r0, dx):
+    """Add rows r0 .. r0+R-1 of ``dcols`` (R, KH*KW*C) onto ``dx`` (N, H, W, C).
+
+    dx is NOT zeroed here (the caller zeroes it once). Two calls may run at the
+    same time only on rows of different images (their pixels are disjoint).
+    """
     N, H, W, C = dx.shape
-    for n in prange(N):
-        dx[n] = 0.0
-        for oh in range(OH):
-            for ow in range(OW):
-                row = (n * OH + oh) * OW + ow
-                for kh in range(KH):
-                    ih = oh * stride - pad_top + kh
-                    if ih < 0 or ih >= H:
-                        continue
-                    for kw in range(KW):
-                        iw = ow * stride - pad_left + kw
-                        if iw < 0 or iw >= W:
-                            continue
-                        base = (kh * KW + kw) * C
-                        for c in range(C):
-                            dx[n, ih, iw, c] += dcols[row, base + c]
+    R = dcols.shape[0]
+    KWC = KW * C
+    df = dx.reshape(N * H * W * C)
+    n, oh, ow = r0 // (OH * OW), (r0 // OW) % OH, r0 % OW
+    for row in range(R):
+        g = dcols[row]
+        iw0 = ow * stride - pad_left
+        inside_w = iw0 >= 0 and iw0 + KW <= W
+        for kh in range(KH):
+            ih = oh * stride - pad_top + kh
+            src = kh * KWC
+            if ih < 0 or ih >= H:
+                continue
+            if stride == 1 and inside_w:
+                dst = ((n * H + ih) * W + iw0) * C
+                add_to(g, src, df, dst, KWC)
+            else:
+                for kw in range(KW):
+                    iw = iw0 + kw
+                    if 0 <= iw < W:
+                        dst = ((n * H + ih) * W + iw) * C
+                        s = src + kw * C
+                        add_to(g, s, df, dst, C)
+        ow += 1
+        if ow == OW:
+            ow = 0
+            oh += 1
+            if oh == OH:
+                oh = 0
+                n += 1
     return dx

@@ -5,26 +5,44 @@ LeakyReLU  y = x if x > 0 else a*x       dx = dy * (1 if x > 0 else a)
 GELU       y = x * Phi(x)                dx = dy * (Phi(x) + x * phi(x))
            (exact, with erf; or the tanh approximation — see kernels/gelu.py)
 
-Each keeps its input x for backward (the same array the previous layer returned).
+Each keeps its input x for backward (the same array the previous layer returned,
+made contiguous) and runs a parallel numba kernel over the flat data
+(kernels/relu.py, kernels/gelu.py): one read, one write, no temporaries.
 """
 import numpy as np
 
 from ..kernels.gelu import gelu_forward, gelu_backward
+from ..kernels.relu import relu_forward, relu_backward, leaky_relu_forward, leaky_relu_backward
 from .base import Layer
 
 
-class ReLU(Layer):
-    def forward(self, x, training=False):
+class _Elementwise(Layer):
+    """forward/backward through flat kernels ``fwd(x, y, *args)``, ``bwd(x, dy, dx, *args)``."""
+
+    def _forward(self, x, fwd, *args):
         self.check_input(x)
-        self.x = x
-        return np.maximum(x, 0, dtype=x.dtype)
+        self.x = np.ascontiguousarray(x)
+        y = np.empty_like(self.x)
+        fwd(self.x.reshape(-1), y.reshape(-1), *args)
+        return y
+
+    def _backward(self, dy, bwd, *args):
+        self.check_backward(dy, self.x.shape)
+        dy = np.ascontiguousarray(dy, dtype=self.x.dtype)
+        dx = np.empty_like(dy)
+        bwd(self.x.reshape(-1), dy.reshape(-1), dx.reshape(-1), *args)
+        return dx
+
+
+class ReLU(_Elementwise):
+    def forward(self, x, training=False):
+        return self._forward(x, relu_forward)
 
     def backward(self, dy):
-        self.check_backward(dy, self.x.shape)
-        return np.where(self.x > 0, dy, 0).astype(dy.dtype, copy=False)
+        return self._backward(dy, relu_backward)
 
 
-class LeakyReLU(Layer):
+class LeakyReLU(_Elementwise):
     def __init__(self, alpha=0.01, name=None):
         super().__init__(name)
         if not 0 <= alpha < 1:
@@ -36,15 +54,13 @@ class LeakyReLU(Layer):
 
     def forward(self, x, training=False):
         self.check_input(x)
-        self.x = x
-        return np.where(x > 0, x, x * x.dtype.type(self.alpha))
+        return self._forward(x, leaky_relu_forward, x.dtype.type(self.alpha))
 
     def backward(self, dy):
-        self.check_backward(dy, self.x.shape)
-        return np.where(self.x > 0, dy, dy * dy.dtype.type(self.alpha))
+        return self._backward(dy, leaky_relu_backward, self.x.dtype.type(self.alpha))
 
 
-class GELU(Layer):
+class GELU(_Elementwise):
     """GELU(x) = x * Phi(x). ``approximate=False`` (default) uses the exact erf
     form; ``approximate=True`` the tanh form of Hendrycks & Gimpel (2016)."""
 
@@ -56,15 +72,7 @@ class GELU(Layer):
         return f"{self.name}({'tanh' if self.approximate else 'exact'})"
 
     def forward(self, x, training=False):
-        self.check_input(x)
-        self.x = np.ascontiguousarray(x)
-        y = np.empty_like(self.x)
-        gelu_forward(self.x.reshape(-1), y.reshape(-1), self.approximate)
-        return y
+        return self._forward(x, gelu_forward, self.approximate)
 
     def backward(self, dy):
-        self.check_backward(dy, self.x.shape)
-        dy = np.ascontiguousarray(dy, dtype=self.x.dtype)
-        dx = np.empty_like(dy)
-        gelu_backward(self.x.reshape(-1), dy.reshape(-1), dx.reshape(-1), self.approximate)
-        return dx
+        return self._backward(dy, gelu_backward, self.approximate)

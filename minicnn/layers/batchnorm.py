@@ -19,11 +19,27 @@ eval (running statistics, a fixed affine map):
 Params: gamma (scale), beta (shift), (C,) each; either can be frozen
 (``freeze_scale``/``freeze_shift``), which keeps it out of the optimizer.
 Buffers: running_mean, running_var — saved with the model, never trained.
-Keeps xh (same size as x) for backward.
+
+Computed by the kernels in kernels/batchnorm.py, without full-size temporaries:
+the statistics in one parallel pass (float64 partial sums), y in a second;
+backward sums dy and dy * (x - mu) in one pass and writes
+
+    dx = p * dy + q * (x - mu) + r,   p = gamma * istd,
+    q = -p * istd^2 * sum(dy * (x - mu)) / m,   r = -p * sum(dy) / m
+
+(istd = 1 / sqrt(var + eps)), the formula above with xh = (x - mu) * istd
+expanded. Keeps a reference to x (no copy) and mu, istd (C,) for backward.
 """
 import numpy as np
 
+from ..kernels.batchnorm import moments_partials, dsums_partials, normalize, affine_backward
 from .base import Layer
+
+
+def _blocks(m):
+    """Row blocks for the partial sums: a fixed number (not tied to the thread
+    count, so the sums, added in block order, are the same on any machine)."""
+    return max(1, min(m, 16))
 
 
 class _BatchNorm(Layer):
@@ -58,47 +74,51 @@ class _BatchNorm(Layer):
             raise TypeError(f"{self.name}: input dtype {x.dtype} does not match parameter dtype "
                             f"{self.params['gamma'].dtype}")
         gamma, beta = self.params["gamma"], self.params["beta"]
-        x2 = x.reshape(-1, self.C)                                     # (m, C)
+        x2 = np.ascontiguousarray(x).reshape(-1, self.C)               # (m, C)
+        m = x2.shape[0]
         self.training = training
         if training:
-            m = x2.shape[0]
             if m < 2:
                 raise ValueError(f"{self.name}: training mode needs more than one value per "
                                  f"channel to normalise, got input shape {x.shape}")
-            mu = x2.mean(axis=0, dtype=np.float64)
-            xc = x2 - mu.astype(x.dtype)
-            var = np.einsum("ij,ij->j", xc, xc, dtype=np.float64) / m
-            invstd = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
-            self.xh = xc * invstd
+            shift = x2[0].astype(np.float64)
+            S = moments_partials(x2, shift, np.empty((_blocks(m), 2, self.C))).sum(axis=0)
+            mu = shift + S[0] / m                                       # float64 (C,)
+            var = np.maximum(S[1] - S[0] * S[0] / m, 0.0) / m
             rm, rv, mom = self.buffers["running_mean"], self.buffers["running_var"], self.momentum
             rm[...] = (1 - mom) * rm + mom * mu
             rv[...] = (1 - mom) * rv + mom * var * m / (m - 1)
-            self.invstd = invstd
-            y = self.xh * gamma + beta
         else:
-            invstd = (1.0 / np.sqrt(self.buffers["running_var"] + self.eps)).astype(x.dtype)
-            self.xh = (x2 - self.buffers["running_mean"]) * invstd
-            self.invstd = invstd
-            y = self.xh * gamma + beta
-        self.x_shape = x.shape
-        return y.reshape(x.shape)
+            mu = self.buffers["running_mean"].astype(np.float64)
+            var = self.buffers["running_var"].astype(np.float64)
+        self.mu, self.istd = mu, 1.0 / np.sqrt(var + self.eps)           # float64 (C,)
+        dt = x.dtype
+        y2 = np.empty_like(x2)
+        normalize(x2, mu.astype(dt), (gamma * self.istd).astype(dt), beta.astype(dt), y2)
+        self.x2, self.x_shape = x2, x.shape
+        return y2.reshape(x.shape)
 
     def backward(self, dy):
         self.check_backward(dy, self.x_shape)
-        dy2 = dy.reshape(-1, self.C)
-        xh = self.xh
-        if "beta" not in self.frozen:
-            self.grads["beta"][...] = dy2.sum(axis=0)
-        if "gamma" not in self.frozen:
-            self.grads["gamma"][...] = np.einsum("ij,ij->j", dy2, xh)
-        scale = self.params["gamma"] * self.invstd
-        if not self.training:
-            return (dy2 * scale).reshape(self.x_shape)
-        m = dy2.shape[0]
-        mean_dy = dy2.sum(axis=0, dtype=np.float64) / m
-        mean_dy_xh = np.einsum("ij,ij->j", dy2, xh, dtype=np.float64) / m
-        dx = (dy2 - mean_dy.astype(dy.dtype) - xh * mean_dy_xh.astype(dy.dtype)) * scale
-        return dx.reshape(self.x_shape)
+        x2, dt = self.x2, self.x2.dtype
+        dy2 = np.ascontiguousarray(dy, dtype=dt).reshape(-1, self.C)
+        m = x2.shape[0]
+        p = self.params["gamma"] * self.istd                              # float64 (C,)
+        need = [k for k in ("beta", "gamma") if k not in self.frozen]
+        if self.training or need:
+            S = dsums_partials(x2, dy2, self.mu, np.empty((_blocks(m), 2, self.C))).sum(axis=0)
+            if "beta" in need:
+                self.grads["beta"][...] = S[0]                           # sum dy
+            if "gamma" in need:
+                self.grads["gamma"][...] = S[1] * self.istd              # sum dy * xh
+        if self.training:
+            q = -p * self.istd ** 2 * S[1] / m
+            r = -p * S[0] / m
+        else:                                     # eval: a fixed affine map, dx = p * dy
+            q = r = np.zeros(self.C)
+        dx2 = np.empty_like(dy2)
+        affine_backward(x2, dy2, self.mu.astype(dt), p.astype(dt), q.astype(dt), r.astype(dt), dx2)
+        return dx2.reshape(self.x_shape)
 
 
 class BatchNorm2D(_BatchNorm):

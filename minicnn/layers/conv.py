@@ -4,7 +4,7 @@ Forward, for an input x (N, H, W, C), weights W (KH, KW, C, F), bias b (F,):
 
     y[n, i, j, f] = b[f] + sum_{kh, kw, c} x_pad[n, i*S + kh, j*S + kw, c] * W[kh, kw, c, f]
 
-computed as one matrix product per chunk of images (see kernels/im2col.py):
+computed as matrix products over blocks of output pixels (see kernels/im2col.py):
 
     cols = im2col(x)                         # (M, K) with M = N*OH*OW, K = KH*KW*C
     y    = cols @ W.reshape(K, F) + b        # (M, F) == (N, OH, OW, F)
@@ -13,19 +13,47 @@ Backward, given dy = dL/dy (N, OH, OW, F) seen as a matrix (M, F):
 
     db    = sum over rows of dy              # (F,)
     dW    = cols.T @ dy                      # (K, F) -> (KH, KW, C, F)
-    dcols = dy @ W.reshape(K, F).T           # (M, K)
-    dx    = col2im(dcols)                    # (N, H, W, C), overlaps add up
+    dx    = col2im(dy @ W.reshape(K, F).T)   # (N, H, W, C), overlaps add up
 
-Memory: ``cols`` is never kept for backward; it is rebuilt there, one chunk of
-images at a time, so the largest buffer is ``chunk*OH*OW*K`` floats (at most
-``max_chunk_bytes``, 32 MB by default) instead of ``N*OH*OW*K``. The layer keeps a
-reference to its input x (N, H, W, C) for backward.
+or, when the stride is 1, dx is itself a convolution: dy, padded by
+(KH-1-pad_top, KW-1-pad_left), convolved with the flipped, transposed kernel
+
+    dx    = im2col(dy) @ Wflip,   Wflip[kh, kw, f, c] = W[KH-1-kh, KW-1-kw, c, f]   # (KH*KW*F, C)
+
+Same FLOPs; which is faster depends on the shape of the products (below).
+
+Which path runs, and how the work is cut (rates per core with one-thread
+OpenBLAS on a 2-core Zen 3; benchmarks/bench_layers.py times every conv):
+
+* Rows: blocks of R = max(1 MB / (K * itemsize), 512) rows of im2col (K = 12:
+  21845 rows, K = 288: 910, K >= 512: 512; max_chunk_bytes caps R). Each core
+  takes blocks from a shared counter and runs im2col_rows -> matmul on its own
+  buffer (kernels/parallel.py): 55-77 GFLOP/s per core on every 3x3 layer of
+  the bundled nets, where one 2-thread product over the whole (M, K) matrix
+  (up to 400 MB, streamed through memory) got 20-45 in total. Nothing of size
+  M*K is allocated. (No im2col at all -- nine shifted (M, C) @ (C, F) products
+  over the padded input -- was measured too: 30-50% slower for every layer.)
+* dW, db: summed per GROUP of consecutive blocks (REDUCE_GROUPS, in block
+  order, whichever thread runs the group), then the groups in order: results
+  do not depend on thread timing, so training is bit-for-bit reproducible.
+* dx: F > C or stride > 1 -> dcols + col2im, in blocks of whole images (two
+  threads never add to the same pixel). F <= C and stride 1 -> the flipped
+  kernel convolution, in blocks of rows of dx. The cheaper one is 5-15% faster
+  (64->256: col2im 28 ms vs 32 ms; 256->256: flipped slightly ahead).
+
+The layer keeps a reference to x (N, H, W, C) for backward.
 """
 import numpy as np
 
-from ..kernels.im2col import im2col, col2im
+from ..kernels.im2col import im2col_rows, col2im_rows
+from ..kernels.parallel import num_threads, parallel_blocks
 from .base import Layer
 from .init import as_rng, init_weight
+
+
+BLOCK_BYTES = 1 << 20  # target size of one block of im2col rows (module docstring)
+MIN_BLOCK_ROWS = 512   # ... but at least this many rows, so each product is tall
+REDUCE_GROUPS = 4      # dW, db: sums over this many fixed groups of blocks, added in order
 
 
 def conv_output_size(size, k, stride, padding):
@@ -62,7 +90,7 @@ class Conv2D(Layer):
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding="same",
                  bias=True, init="he", rng=None, dtype=np.float32, name=None,
-                 max_chunk_bytes=32 << 20):
+                 max_chunk_bytes=64 << 20):
         super().__init__(name)
         KH, KW = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
         for label, v in (("in_channels", in_channels), ("out_channels", out_channels),
@@ -103,11 +131,12 @@ class Conv2D(Layer):
         OH, OW, _ = self.output_shape(input_shape)
         return 2 * OH * OW * self.KH * self.KW * self.C * self.F
 
-    def chunks(self, N, OH, OW, itemsize):
-        """Split the batch so one chunk's cols matrix fits in max_chunk_bytes."""
-        row_bytes = OH * OW * self.KH * self.KW * self.C * itemsize
-        step = max(1, min(N, self.max_chunk_bytes // max(row_bytes, 1)))
-        return [(n0, min(n0 + step, N)) for n0 in range(0, N, step)]
+    def block_rows(self, M, K, itemsize):
+        """Rows per block of im2col (R, K): BLOCK_BYTES worth, at least MIN_BLOCK_ROWS,
+        never more than max_chunk_bytes (a hard cap: 1 gives one-row blocks) or M."""
+        row = K * itemsize
+        R = min(max(BLOCK_BYTES // row, MIN_BLOCK_ROWS), self.max_chunk_bytes // row, M)
+        return int(max(1, R))
 
     def check_dtype(self, x):
         if x.dtype != self.params["W"].dtype:
@@ -117,18 +146,26 @@ class Conv2D(Layer):
     def forward(self, x, training=False):
         self.check_input(x, ndim=4, channels=self.C)
         self.check_dtype(x)
+        x = np.ascontiguousarray(x)
         N, H, W, C = x.shape
         OH, OW, pt, pl = self.geometry(H, W)
-        K = self.KH * self.KW * C
-        Wmat = self.params["W"].reshape(K, self.F)
-        y = np.empty((N, OH, OW, self.F), dtype=x.dtype)
-        y2 = y.reshape(N * OH * OW, self.F)
-        for n0, n1 in self.chunks(N, OH, OW, x.itemsize):
-            cols = np.empty(((n1 - n0) * OH * OW, K), dtype=x.dtype)        # (M, K)
-            im2col(x[n0:n1], self.KH, self.KW, self.stride, pt, pl, OH, OW, cols)
-            np.matmul(cols, Wmat, out=y2[n0 * OH * OW:n1 * OH * OW])          # (M, F)
-        if self.use_bias:
-            y += self.params["b"]
+        M, K, F = N * OH * OW, self.KH * self.KW * C, self.F
+        Wmat = self.params["W"].reshape(K, F)
+        b = self.params["b"] if self.use_bias else None
+        y = np.empty((N, OH, OW, F), dtype=x.dtype)
+        y2 = y.reshape(M, F)
+        R = self.block_rows(M, K, x.itemsize)
+        bufs = [np.empty((R, K), dtype=x.dtype) for _ in range(num_threads())]
+
+        def block(i, t):                     # rows r0:r1 of y
+            r0, r1 = i * R, min(M, i * R + R)
+            cols = im2col_rows(x, self.KH, self.KW, self.stride, pt, pl, OH, OW, r0,
+                               bufs[t][:r1 - r0])                        # (R, K)
+            np.matmul(cols, Wmat, out=y2[r0:r1])                          # (R, F)
+            if b is not None:
+                y2[r0:r1] += b
+
+        parallel_blocks(-(-M // R), block)
         self.x = x
         return y
 
@@ -137,24 +174,88 @@ class Conv2D(Layer):
         N, H, W, C = x.shape
         OH, OW, pt, pl = self.geometry(H, W)
         self.check_backward(dy, (N, OH, OW, self.F))
-        K = self.KH * self.KW * C
-        Wmat = self.params["W"].reshape(K, self.F)
-        dy2 = np.ascontiguousarray(dy).reshape(N * OH * OW, self.F)
+        M, K, F, KH, KW = N * OH * OW, self.KH * self.KW * C, self.F, self.KH, self.KW
+        dy = np.ascontiguousarray(dy, dtype=x.dtype)
+        dy2 = dy.reshape(M, F)
+        need_db = self.use_bias and "b" not in self.frozen
         need_dW = "W" not in self.frozen
-        need_dx = not getattr(self, "skip_input_grad", False)
-        if self.use_bias and "b" not in self.frozen:
-            self.grads["b"][...] = dy2.sum(axis=0)
-        dW = self.grads["W"].reshape(K, self.F)
-        if need_dW:
-            dW.fill(0)
-        dx = np.empty_like(x) if need_dx else None
-        for n0, n1 in self.chunks(N, OH, OW, x.itemsize):
-            dyc = dy2[n0 * OH * OW:n1 * OH * OW]                               # (M, F)
+        T = num_threads()
+        if need_db or need_dW:
+            R = self.block_rows(M, K, x.itemsize)
+            nb = -(-M // R)
+            G = min(REDUCE_GROUPS, nb)           # fixed groups of blocks, one accumulator each
+            db_g = np.zeros((G, F))                                     # float64 partial sums
+            dW_g = np.zeros((G, K, F), dtype=x.dtype) if need_dW else None
+            tmp = np.empty((T, K, F), dtype=x.dtype) if need_dW else None
+            bufs = [np.empty((R, K), dtype=x.dtype) for _ in range(T)] if need_dW else None
+
+            def group(g, t):                     # blocks g*nb//G .. (g+1)*nb//G - 1, in order
+                for i in range(g * nb // G, (g + 1) * nb // G):
+                    r0, r1 = i * R, min(M, i * R + R)
+                    dyb = dy2[r0:r1]                                      # (R, F)
+                    if need_db:
+                        db_g[g] += dyb.sum(axis=0)
+                    if need_dW:
+                        cols = im2col_rows(x, KH, KW, self.stride, pt, pl, OH, OW, r0,
+                                           bufs[t][:r1 - r0])            # (R, K)
+                        np.matmul(cols.T, dyb, out=tmp[t])                # (K, F)
+                        dW_g[g] += tmp[t]
+
+            parallel_blocks(G, group)
+            if need_db:
+                self.grads["b"][...] = db_g.sum(axis=0)
             if need_dW:
-                cols = np.empty(((n1 - n0) * OH * OW, K), dtype=x.dtype)
-                im2col(x[n0:n1], self.KH, self.KW, self.stride, pt, pl, OH, OW, cols)
-                dW += cols.T @ dyc                                             # (K, F)
-            if need_dx:
-                dcols = dyc @ Wmat.T                                           # (M, K)
-                col2im(dcols, self.KH, self.KW, self.stride, pt, pl, OH, OW, dx[n0:n1])
+                self.grads["W"][...] = dW_g.sum(axis=0).reshape(self.grads["W"].shape)
+        if getattr(self, "skip_input_grad", False):
+            return None
+        return self.input_grad(dy, x.shape, OH, OW, pt, pl)
+
+    def input_grad(self, dy, x_shape, OH, OW, pt, pl):
+        """dx (N, H, W, C) from dy (N, OH, OW, F), by the cheaper path (module docstring)."""
+        if self.stride == 1 and self.F <= self.C:
+            return self._dx_flipped_conv(dy, x_shape, pt, pl)
+        return self._dx_col2im(dy, x_shape, OH, OW, pt, pl)
+
+    def _dx_flipped_conv(self, dy, x_shape, pt, pl):
+        """dx = im2col(dy) @ Wflip, in blocks of rows of dx (stride 1 only)."""
+        N, H, W, C = x_shape
+        KH, KW, F = self.KH, self.KW, self.F
+        Wflip = np.ascontiguousarray(self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
+        Wflip = Wflip.reshape(KH * KW * F, C)
+        dx = np.empty(x_shape, dtype=dy.dtype)
+        dx2 = dx.reshape(N * H * W, C)
+        M, K = N * H * W, KH * KW * F
+        R = self.block_rows(M, K, dy.itemsize)
+        bufs = [np.empty((R, K), dtype=dy.dtype) for _ in range(num_threads())]
+
+        def block(i, t):
+            r0, r1 = i * R, min(M, i * R + R)
+            cols = im2col_rows(dy, KH, KW, 1, KH - 1 - pt, KW - 1 - pl, H, W, r0,
+                               bufs[t][:r1 - r0])                        # (R, KH*KW*F)
+            np.matmul(cols, Wflip, out=dx2[r0:r1])                        # (R, C)
+
+        parallel_blocks(-(-M // R), block)
+        return dx
+
+    def _dx_col2im(self, dy, x_shape, OH, OW, pt, pl):
+        """dx = col2im(dy @ W.T), in blocks of whole images (col2im adds across rows)."""
+        N = x_shape[0]
+        KH, KW, F = self.KH, self.KW, self.F
+        K = KH * KW * self.C
+        WmatT = self.params["W"].reshape(K, F).T
+        dx = np.empty(x_shape, dtype=dy.dtype)
+        dy2 = dy.reshape(N * OH * OW, F)
+        R = self.block_rows(N * OH * OW, K, dy.itemsize)
+        per = max(1, R // (OH * OW))                                   # images per block
+        bufs = [np.empty((R, K), dtype=dy.dtype) for _ in range(num_threads())]
+
+        def block(i, t):
+            n0, n1 = i * per, min(N, i * per + per)
+            dx[n0:n1] = 0.0
+            for r0 in range(n0 * OH * OW, n1 * OH * OW, R):
+                r1 = min(r0 + R, n1 * OH * OW)
+                dcols = np.matmul(dy2[r0:r1], WmatT, out=bufs[t][:r1 - r0])  # (R, K)
+                col2im_rows(dcols, KH, KW, self.stride, pt, pl, OH, OW, r0, dx)
+
+        parallel_blocks(-(-N // per), block)
         return dx

@@ -1,0 +1,93 @@
+"""Batch-norm kernels over a (m, C) matrix (numba, parallel) and NumPy twins.
+
+The statistics and the backward reductions are per-channel sums over m rows.
+Each is computed in one pass over row blocks run in parallel: every block
+keeps its own float64 partial sums (an array (2, C), which stays in L1), and
+the caller adds the partials. That replaces numpy's axis-0 reductions and the
+full-size temporaries (x - mu, dy * xh, ...) with one read of the data.
+
+moments:   S1[c] = sum_r (x[r, c] - k[c]),  S2[c] = sum_r (x[r, c] - k[c])^2
+           with a shift k (the first row): mean = k + S1/m and
+           var = (S2 - S1^2/m) / m stay accurate when |mean| >> std
+           (the shifted-data algorithm; float64 accumulators).
+normalize: y = (x - mu) * a + beta                 (a = gamma / std, per channel)
+dsums:     S1[c] = sum_r dy[r, c],  S2[c] = sum_r dy[r, c] * (x[r, c] - mu[c])
+backward:  dx = p * dy + q * (x - mu) + r          (p, q, r per channel; see layers/batchnorm.py)
+
+``partials`` is (B, 2, C) float64: B blocks of m/B rows (B >= the thread count).
+"""
+import numpy as np
+from numba import njit, prange
+
+
+# ---- reference twins ----------------------------------------------------------
+def moments_reference(x2):
+    """(mean, biased var) per channel of a (m, C) matrix, in float64."""
+    x64 = x2.astype(np.float64)
+    mu = x64.mean(axis=0)
+    return mu, ((x64 - mu) ** 2).mean(axis=0)
+
+
+def dsums_reference(x2, dy2, mu):
+    """(sum dy, sum dy * (x - mu)) per channel, in float64."""
+    dy64 = dy2.astype(np.float64)
+    return dy64.sum(axis=0), (dy64 * (x2.astype(np.float64) - mu)).sum(axis=0)
+
+
+# ---- numba kernels --------------------------------------------------------------
+@njit(parallel=True, cache=True)
+def moments_partials(x2, shift, partials):
+    """partials[b] = (sum (x - shift), sum (x - shift)^2) over block b's rows."""
+    m, C = x2.shape
+    B = partials.shape[0]
+    for b in prange(B):
+        s1, s2 = partials[b, 0], partials[b, 1]
+        s1[:] = 0.0
+        s2[:] = 0.0
+        for r in range(b * m // B, (b + 1) * m // B):
+            row = x2[r]
+            for c in range(C):
+                d = np.float64(row[c]) - shift[c]
+                s1[c] += d
+                s2[c] += d * d
+    return partials
+
+
+@njit(parallel=True, cache=True)
+def dsums_partials(x2, dy2, mu, partials):
+    """partials[b] = (sum dy, sum dy * (x - mu)) over block b's rows (mu float64)."""
+    m, C = x2.shape
+    B = partials.shape[0]
+    for b in prange(B):
+        s1, s2 = partials[b, 0], partials[b, 1]
+        s1[:] = 0.0
+        s2[:] = 0.0
+        for r in range(b * m // B, (b + 1) * m // B):
+            row, g = x2[r], dy2[r]
+            for c in range(C):
+                gc = np.float64(g[c])
+                s1[c] += gc
+                s2[c] += gc * (np.float64(row[c]) - mu[c])
+    return partials
+
+
+@njit(parallel=True, cache=True)
+def normalize(x2, mu, a, beta, y2):
+    """y = (x - mu) * a + beta, row by row (all vectors of x's dtype)."""
+    m, C = x2.shape
+    for r in prange(m):
+        row, out = x2[r], y2[r]
+        for c in range(C):
+            out[c] = (row[c] - mu[c]) * a[c] + beta[c]
+    return y2
+
+
+@njit(parallel=True, cache=True)
+def affine_backward(x2, dy2, mu, p, q, r_, dx2):
+    """dx = p * dy + q * (x - mu) + r, row by row (all vectors of x's dtype)."""
+    m, C = x2.shape
+    for r in prange(m):
+        row, g, out = x2[r], dy2[r], dx2[r]
+        for c in range(C):
+            out[c] = p[c] * g[c] + q[c] * (row[c] - mu[c]) + r_[c]
+    return dx2

@@ -1,0 +1,77 @@
+"""Run blocks of work on every core, each block with single-threaded BLAS.
+
+A convolution is a loop over blocks of rows: fill a cache-sized im2col block,
+multiply it by the weights. Giving each core whole blocks (its own im2col
+buffer, its own one-thread matrix product) keeps each block in that core's
+L2 cache, where one large multi-threaded product would stream a huge im2col
+matrix through memory. ``parallel_blocks`` does exactly that:
+
+* ``num_threads()`` workers (numba's thread count, 2 on a 2-core machine):
+  the calling thread and a persistent pool;
+* blocks handed out in order from a shared counter (dynamic scheduling, so a
+  core slowed by another process simply takes fewer blocks);
+* OpenBLAS limited to one thread for the duration (threadpoolctl), so the
+  numba kernels (serial, ``nogil``) and the matrix products (which release the
+  GIL) never oversubscribe the cores. Without threadpoolctl the blocks run
+  one after the other in the calling thread with multi-threaded BLAS.
+"""
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+
+try:
+    from threadpoolctl import ThreadpoolController
+except ImportError:                      # pragma: no cover - threadpoolctl ships with scikit-learn
+    ThreadpoolController = None
+
+_lock = threading.Lock()
+_pool = None
+_controller = None
+_pid = None              # a forked child must not reuse its parent's (threadless) pool
+
+
+def num_threads():
+    return numba.get_num_threads() if ThreadpoolController is not None else 1
+
+
+def _setup():
+    global _pool, _controller, _pid
+    with _lock:
+        if _controller is None or _pid != os.getpid():
+            _pid = os.getpid()
+            _controller = ThreadpoolController()
+            _pool = ThreadPoolExecutor(max_workers=max(num_threads() - 1, 1),
+                                       thread_name_prefix="minicnn")
+    return _pool, _controller
+
+
+def parallel_blocks(nblocks, work, nthreads=None):
+    """Call ``work(block, thread)`` for block in range(nblocks), on up to
+    ``nthreads`` threads (default ``num_threads()``); ``thread`` in [0, T) lets
+    a worker use its own scratch buffers. Returns the number of threads used."""
+    T = min(nthreads or num_threads(), nblocks)
+    if T <= 1:
+        for b in range(nblocks):
+            work(b, 0)
+        return 1
+    pool, controller = _setup()
+    counter = itertools.count()          # next() is atomic under the GIL
+
+    def worker(t):
+        for b in counter:
+            if b >= nblocks:
+                return
+            work(b, t)
+
+    with controller.limit(limits=1, user_api="blas"):
+        futures = [pool.submit(worker, t) for t in range(1, T)]
+        try:
+            worker(0)
+        finally:
+            for f in futures:            # a worker that never started has nothing left to do:
+                if not f.cancel():       # don't wait for the OS to schedule it
+                    f.result()
+    return T

@@ -9,22 +9,16 @@ first conv of the simple net; throughput is in input elements per second.
 Median of --reps after one warm-up; prints a Markdown table.
 """
 import argparse
-import time
+import os
+import sys
 
 import numpy as np
 
 import minicnn as mc
 from minicnn.losses import softmax_cross_entropy
 
-
-def timed(fn, reps):
-    fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_augment import median_seconds as timed  # noqa: E402  (one timer for both scripts)
 
 
 def main():

@@ -49,28 +49,38 @@ def _bn(channels, dtype):
     return BatchNorm2D(channels, momentum=0.6, eps=1e-12, freeze_scale=True, dtype=dtype)
 
 
-def _group(c_in, c_out, rng, dtype):
+def _group(c_in, c_out, rng, dtype, dirac):
     conv1 = Conv2D(c_in, c_out, 3, padding="same", bias=False, rng=rng, dtype=dtype)
     conv2 = Conv2D(c_out, c_out, 3, padding="same", bias=False, rng=rng, dtype=dtype)
-    dirac_init(conv1)
-    dirac_init(conv2)
+    if dirac:
+        dirac_init(conv1)
+        dirac_init(conv2)
     return [conv1, MaxPool2D(2), _bn(c_out, dtype), GELU(),
             conv2, _bn(c_out, dtype), GELU()]
 
 
 def airbench(widths=(64, 256, 256), num_classes=10, rng=0, dtype=np.float32,
-             whiten_images=None):
+             whiten_images=None, frozen_whiten=True, dirac=True):
     """The airbench94 network. ``whiten_images`` (N, 32, 32, 3), already
     standardised, sets the frozen first layer to whiten 2x2 patches; without it
-    that layer keeps a random init (and is still frozen)."""
+    that layer keeps a random init (and is still frozen).
+
+    For ablations: ``frozen_whiten=False`` makes the first layer an ordinary
+    trainable conv (random init, no whitening); ``dirac=False`` skips the
+    identity init of the 3x3 convs."""
     rng = as_rng(rng)
     whiten = Conv2D(3, 24, 2, padding="valid", bias=True, rng=rng, dtype=dtype, name="Whiten")
-    whiten.frozen.add("W")
-    if whiten_images is not None:
-        whiten.params["W"][...] = whitening_weights(whiten_images, 2)
+    if frozen_whiten:
+        whiten.frozen.add("W")
+        if whiten_images is not None:
+            whiten.params["W"][...] = whitening_weights(whiten_images, 2)
+    elif whiten_images is not None:
+        raise ValueError("airbench: whiten_images given but frozen_whiten=False "
+                         "(a trainable first layer is not whitened)")
     w1, w2, w3 = widths
     layers = [whiten, GELU()]
-    layers += _group(24, w1, rng, dtype) + _group(w1, w2, rng, dtype) + _group(w2, w3, rng, dtype)
+    layers += (_group(24, w1, rng, dtype, dirac) + _group(w1, w2, rng, dtype, dirac)
+               + _group(w2, w3, rng, dtype, dirac))
     layers += [MaxPool2D(3), Flatten(),
                Dense(w3, num_classes, bias=False, init="he", rng=rng, dtype=dtype, scale=1 / 9)]
     return Sequential(layers)

@@ -31,6 +31,17 @@ def test_whiten_layer_is_frozen_in_airbench(rng):
     np.testing.assert_allclose(model[0].params["W"], whitening_weights(x, 2), rtol=1e-6)
 
 
+def test_airbench_ablation_switches(rng):
+    x = rng.standard_normal((10, 32, 32, 3)).astype(np.float32)
+    plain = airbench((8, 8, 8), frozen_whiten=False, dirac=False, rng=0)
+    assert "0.W" in [n for n, _, _ in plain.named_parameters()]     # first conv trains
+    W = plain[2].params["W"]                                        # first 3x3 conv: no identity
+    assert not np.allclose(W[1, 1, :, :8], np.eye(24, 8))
+    assert np.allclose(airbench((8, 8, 8), rng=0)[2].params["W"][1, 1, :, :8], np.eye(24, 8))
+    with pytest.raises(ValueError, match="frozen_whiten=False"):
+        airbench((8, 8, 8), whiten_images=x, frozen_whiten=False)
+
+
 def test_dirac_init_passes_channels_through(rng):
     conv = mc.Conv2D(4, 6, 3, bias=False, rng=0)
     dirac_init(conv)

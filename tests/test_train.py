@@ -128,3 +128,23 @@ def test_example_script_end_to_end(tmp_path, monkeypatch):
         script.main(args)                                  # never overwrites a run silently
     metrics2 = script.main(["--resume", str(out), "--no-progress"])   # nothing left to train
     assert metrics2["epochs"] == 1
+
+
+@needs_data
+def test_example_script_switches_off_each_trick(tmp_path):
+    import importlib.util
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("train_cifar10", ROOT / "examples" / "train_cifar10.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "ablate"
+    script.main(["--data-dir", str(DATA), "--limit-train", "600", "--val-size", "100",
+                 "--epochs", "1", "--widths", "4", "8", "8", "--batch-size", "100", "--tta", "0",
+                 "--no-whiten", "--no-dirac", "--no-lookahead", "--flip", "random",
+                 "--label-smoothing", "0", "--translate", "0", "--bn-lr-scale", "1",
+                 "--out", str(out), "--no-progress"])
+    config = json.loads((out / "config.json").read_text())
+    assert (config["whiten"], config["dirac"], config["lookahead"]) == (False, False, False)
+    assert (config["flip"], config["label_smoothing"], config["translate"]) == ("random", 0, 0)
+    assert config["bn_lr_scale"] == 1
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1

@@ -5,11 +5,16 @@ how fast anything is (performance claims live in benchmarks/, per STYLE.md).
 The workers are served in this process, so no subprocess start-up is paid
 except for the one memory probe.
 """
+import json
 import math
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import ROOT, real_data_dir
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
@@ -20,6 +25,8 @@ from bench_networks import bench_memory, bench_networks  # noqa: E402
 from bench_sgemm import bench_sgemm  # noqa: E402
 from report import render  # noqa: E402
 
+DATA = real_data_dir()
+needs_data = pytest.mark.skipif(DATA is None, reason="CIFAR-10 not found in ../shared/data or $MINICNN_DATA")
 STAT_KEYS = {"times_s", "reps", "median_s", "min_s", "max_s", "q1_s", "q3_s", "flops", "gflops"}
 TINY_NETS = {"simple": {"name": "simple"},
              "airbench": {"name": "airbench", "widths": [8, 16, 16]}}
@@ -94,3 +101,17 @@ def test_layer_table_matches_the_models():
             shape = layer.output_shape(shape)
     expected = [(row[0].split(".")[0],) + tuple(row[1:]) for row in LAYERS]
     assert got == expected
+
+
+@needs_data
+def test_ablation_driver_runs_variants_and_tta(tmp_path):
+    out = tmp_path / "ablation"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "ablation.py"), "--epochs", "1",
+           "--only", "baseline", "no-dirac", "--runs", str(tmp_path / "runs"), "--out", str(out),
+           "--extra", "--limit-train 600 --val-size 100 --widths 4 8 8 --batch-size 100"]
+    subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ, MINICNN_DATA=str(DATA)))
+    rows = json.loads(out.with_suffix(".json").read_text())
+    assert [r["variant"] for r in rows] == ["baseline", "tta-0", "tta-1", "no-dirac"]
+    assert [r["tta"] for r in rows] == [2, 0, 1, 2]
+    assert all(0 <= r["val"] <= 1 and 0 <= r["exact"] <= 1 for r in rows)
+    assert "| no-dirac | `--no-dirac` |" in out.with_suffix(".md").read_text()

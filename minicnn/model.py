@@ -21,6 +21,7 @@ class Sequential:
         if not layers:
             raise ValueError("Sequential: expected at least one layer, got none")
         self.layers = layers
+        self.released = False      # True after predict: the layers hold nothing for backward
         # The first layer's input is the data: no one needs its gradient.
         self.layers[0].skip_input_grad = True
 
@@ -37,6 +38,7 @@ class Sequential:
     def forward(self, x, training=False):
         for layer in self.layers:
             x = layer.forward(x, training)
+        self.released = False
         return x
 
     __call__ = forward
@@ -44,6 +46,9 @@ class Sequential:
     def backward(self, dy):
         """Backpropagate dL/dlogits; fills every layer's grads. Returns None
         (the input's gradient is skipped: see ``input_gradient``)."""
+        if self.released:
+            raise RuntimeError("Sequential.backward: the last pass was predict(), which keeps "
+                               "nothing for backward; call forward(x, training=...) first")
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy
@@ -57,11 +62,21 @@ class Sequential:
             self.layers[0].skip_input_grad = True
 
     def predict(self, x, batch_size=500):
-        """Logits for x in eval mode, computed batch by batch. Returns (N, K)."""
+        """Logits for x in eval mode, computed batch by batch. Returns (N, K).
+
+        Inference only: each layer releases what it kept for backward as soon as the
+        next one has its input, so peak memory is about the largest layer's input +
+        output, not the sum over all layers (as a training forward needs)."""
         if len(x) == 0:
             raise ValueError("Sequential.predict: got an empty input (0 examples)")
-        outs = [self.forward(x[i:i + batch_size], training=False)
-                for i in range(0, len(x), batch_size)]
+        outs = []
+        for i in range(0, len(x), batch_size):
+            h = x[i:i + batch_size]
+            for layer in self.layers:
+                h = layer.forward(h, training=False)
+                layer.release()
+            outs.append(h)
+        self.released = True
         return np.concatenate(outs)
 
     # -- parameters -------------------------------------------------------------

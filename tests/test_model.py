@@ -124,3 +124,17 @@ def test_batchnorm_buffers_are_not_trained(rng):
     assert not np.allclose(model[1].buffers["running_mean"], 0)   # updated by forward only
     frozen = mc.BatchNorm2D(4, freeze_scale=True)
     assert "gamma" in frozen.frozen
+
+
+def test_predict_keeps_nothing_for_backward_and_matches_forward(rng):
+    model = airbench(widths=(4, 8, 8), rng=0)
+    x = rng.standard_normal((6, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, batch_size=4), model.forward(x), rtol=1e-6, atol=1e-6)
+    model.predict(x)
+    for layer in model:
+        assert all(getattr(layer, name) is None for name in layer.cached), layer
+    with pytest.raises(RuntimeError, match="call forward"):
+        model.backward(np.ones((6, 10), np.float32))
+    model.forward(x, training=True)                          # a training pass re-arms backward
+    model.backward(np.ones((6, 10), np.float32))
+    assert np.abs(model[2].grads["W"]).sum() > 0

@@ -18,6 +18,7 @@ from .base import Layer
 
 class _Elementwise(Layer):
     """forward/backward through flat kernels ``fwd(x, y, *args)``, ``bwd(x, dy, dx, *args)``."""
+    cached = ("x",)
 
     def _forward(self, x, fwd, *args):
         self.check_input(x)

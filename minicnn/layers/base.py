@@ -24,6 +24,8 @@ import numpy as np
 class Layer:
     """Base class: holds params/grads/buffers and checks inputs."""
 
+    cached = ()          # names of the attributes forward keeps for backward
+
     def __init__(self, name=None):
         self.name = name or type(self).__name__
         self.params = {}
@@ -63,6 +65,12 @@ class Layer:
 
     def backward(self, dy):
         raise NotImplementedError
+
+    def release(self):
+        """Drop what forward kept for backward. Inference calls this after each layer
+        (``Sequential.predict``), so only one layer's input and output are alive at a time."""
+        for attr in self.cached:
+            setattr(self, attr, None)
 
     def __call__(self, x, training=False):
         return self.forward(x, training)

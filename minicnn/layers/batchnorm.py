@@ -45,6 +45,8 @@ def _blocks(m):
 class _BatchNorm(Layer):
     ndim = None
 
+    cached = ("x2",)
+
     def __init__(self, channels, momentum=0.1, eps=1e-5, freeze_scale=False,
                  freeze_shift=False, scale_init=1.0, dtype=np.float32, name=None):
         super().__init__(name)

@@ -88,6 +88,8 @@ class Conv2D(Layer):
     Params: W (KH, KW, C, F), b (F,).
     """
 
+    cached = ("x",)
+
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding="same",
                  bias=True, init="he", rng=None, dtype=np.float32, name=None,
                  max_chunk_bytes=64 << 20):

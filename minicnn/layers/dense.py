@@ -21,6 +21,8 @@ class Dense(Layer):
     y = scale * (x @ W + b), and the backward pass carries the same factor.
     """
 
+    cached = ("x",)
+
     def __init__(self, in_features, out_features, bias=True, init="glorot", rng=None,
                  dtype=np.float32, scale=1.0, name=None):
         super().__init__(name)

@@ -10,6 +10,8 @@ from .init import as_rng
 
 
 class Dropout(Layer):
+    cached = ("mask",)
+
     def __init__(self, p=0.5, rng=None, name=None):
         super().__init__(name)
         if not 0 <= p < 1:

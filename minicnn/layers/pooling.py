@@ -37,6 +37,8 @@ class _Pool2D(Layer):
 
 
 class MaxPool2D(_Pool2D):
+    cached = ("arg",)
+
     def forward(self, x, training=False):
         self.check_input(x, ndim=4)
         x = np.ascontiguousarray(x)
@@ -101,6 +103,8 @@ class GlobalAvgPool2D(Layer):
 
 
 class GlobalMaxPool2D(Layer):
+    cached = ("arg",)
+
     def output_shape(self, input_shape):
         return (input_shape[-1],)
 

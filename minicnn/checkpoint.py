@@ -55,13 +55,19 @@ def save_checkpoint(path, arrays, meta=None, compress=False):
                         f"(dicts, lists, str, numbers, bool, None): {e}") from None
     entries[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
+    write_npz_atomic(path, entries, compress)
+
+
+def write_npz_atomic(path, arrays, compress=False):
+    """np.savez to a temporary file beside ``path``, fsync, then rename over ``path``:
+    a crash mid-write leaves the previous file intact, never a half-written one."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
                                suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             save = np.savez_compressed if compress else np.savez
-            save(f, allow_pickle=False, **entries)
+            save(f, allow_pickle=False, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -7,8 +7,11 @@ backward:  dlogits -> layer_n.backward -> ... -> layer_0.backward -> dx
 Names: parameter ``key`` of layer ``i`` is called ``"i.key"`` (``"0.W"``,
 ``"3.gamma"``) in ``named_parameters()``, ``state_dict()`` and saved files.
 """
+import os
+
 import numpy as np
 
+from .checkpoint import write_npz_atomic
 from .layers.base import Layer
 
 
@@ -147,8 +150,10 @@ class Sequential:
             a[...] = state[name]
 
     def save(self, path):
-        """Write the state dict to an ``.npz`` file (no pickle)."""
-        np.savez(path, **self.state_dict())
+        """Write the state dict to an ``.npz`` file (no pickle), atomically: the old
+        file stays whole until the new one is complete. ".npz" is appended if missing."""
+        path = os.fspath(path)
+        write_npz_atomic(path if path.endswith(".npz") else path + ".npz", self.state_dict())
 
     def load(self, path):
         """Load a file written by ``save`` (read with allow_pickle=False)."""

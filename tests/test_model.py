@@ -96,6 +96,22 @@ def test_state_dict_round_trip_and_save_load(tmp_path, rng):
         np.testing.assert_array_equal(p, q, err_msg=n)
 
 
+def test_save_is_atomic_and_appends_npz(tmp_path, monkeypatch):
+    a = small_net()
+    a.save(tmp_path / "w")                                   # np.savez's naming: w.npz
+    before = (tmp_path / "w.npz").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", crash)
+    for p in a.parameters():
+        p += 1.0
+    with pytest.raises(OSError, match="disk full"):
+        a.save(tmp_path / "w.npz")
+    assert (tmp_path / "w.npz").read_bytes() == before       # the old file is whole
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["w.npz"]   # no temp file left
+
+
 def test_load_state_dict_errors(tmp_path):
     model = small_net()
     state = model.state_dict()

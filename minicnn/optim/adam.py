@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .base import Optimizer, check_bool, check_number
+from .base import Optimizer, check_bool, check_number, weight_decay_direction
 
 
 class Adam(Optimizer):
@@ -50,15 +50,10 @@ class Adam(Optimizer):
         return {"m": np.zeros_like(p), "v": np.zeros_like(p)}
 
     def update(self, p, g, state, group, lr):
-        (b1, b2), eps, wd = group["betas"], group["eps"], group["weight_decay"]
+        (b1, b2), eps = group["betas"], group["eps"]
         t = self.step_count
         m, v = state["m"], state["v"]
-        d = g
-        if wd > 0.0 and group["decoupled"]:
-            p *= 1.0 - lr * wd                          # p = p - lr*wd*p
-        elif wd > 0.0:
-            d = np.multiply(p, wd)                      # d = g + wd*p (new array; g untouched)
-            d += g
+        d = weight_decay_direction(p, g, group, lr)     # d = g (+ wd*p), or p shrunk
         tmp = np.multiply(d, 1.0 - b1)                  # m = b1*m + (1-b1)*d
         m *= b1
         m += tmp

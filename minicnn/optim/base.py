@@ -182,6 +182,23 @@ class Optimizer:
 
 
 # -- helpers -----------------------------------------------------------------
+def weight_decay_direction(p, g, group, lr):
+    """Apply a group's weight decay ``wd``; return the direction ``d`` the update follows.
+
+    decoupled:  p = p - lr * wd * p (in place, now), d = g
+    L2:         d = g + wd * p      (a new array: g is left untouched)
+    """
+    wd = group["weight_decay"]
+    if wd > 0.0 and group["decoupled"]:
+        p *= 1.0 - lr * wd
+        return g
+    if wd > 0.0:
+        d = np.multiply(p, wd)
+        d += g
+        return d
+    return g
+
+
 def as_groups(params, where):
     """Turn ``params`` into a list of group dicts (see the module docstring)."""
     if isinstance(params, dict):

@@ -23,7 +23,7 @@ with momentum, plus up to three temporaries of ``p``'s size during a step.
 """
 import numpy as np
 
-from .base import Optimizer, check_bool, check_number
+from .base import Optimizer, check_bool, check_number, weight_decay_direction
 
 
 class SGD(Optimizer):
@@ -48,13 +48,8 @@ class SGD(Optimizer):
         return {}
 
     def update(self, p, g, state, group, lr):
-        wd, mu = group["weight_decay"], group["momentum"]
-        d = g
-        if wd > 0.0 and group["decoupled"]:
-            p *= 1.0 - lr * wd                          # p = p - lr*wd*p
-        elif wd > 0.0:
-            d = np.multiply(p, wd)                      # d = g + wd*p (new array; g untouched)
-            d += g
+        mu = group["momentum"]
+        d = weight_decay_direction(p, g, group, lr)     # d = g (+ wd*p), or p shrunk
         if mu > 0.0:
             v = state["momentum"]
             v *= mu                                     # v = mu*v + d

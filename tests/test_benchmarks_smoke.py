@@ -115,3 +115,19 @@ def test_ablation_driver_runs_variants_and_tta(tmp_path):
     assert [r["tta"] for r in rows] == [2, 0, 1, 2]
     assert all(0 <= r["val"] <= 1 and 0 <= r["exact"] <= 1 for r in rows)
     assert "| no-dirac | `--no-dirac` |" in out.with_suffix(".md").read_text()
+
+
+def test_summarize_runs_copies_figures_and_averages_seeds(tmp_path, capsys):
+    import summarize_runs
+    for seed, exact in ((0, 0.94), (1, 0.95)):
+        run = tmp_path / f"fast94-seed{seed}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps(dict(
+            preset="fast94", epochs=10, seed=seed, total_seconds=2820, train_seconds=2700,
+            test_accuracy_exact_subset=exact, test_accuracy=0.87, val_accuracy=None)))
+    summarize_runs.main([str(tmp_path / "fast94-seed0"), str(tmp_path / "fast94-seed1")])
+    out = capsys.readouterr().out
+    assert "| fast94-seed1 | fast94 | 10 | 1 | 47.0 | 2700 | 95.00 | 87.00 | - |" in out
+    assert "**94.50 ± 0.71**" in out                          # mean and sample sd of 94, 95
+    with pytest.raises(SystemExit, match="no metrics.json"):
+        summarize_runs.main([str(tmp_path)])

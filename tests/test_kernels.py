@@ -9,6 +9,8 @@ from minicnn.kernels.gelu import (gelu_backward, gelu_forward, gelu_grad_referen
                                   gelu_reference)
 from minicnn.kernels.im2col import col2im_reference, col2im_rows, im2col_reference, im2col_rows
 from minicnn.kernels.parallel import parallel_blocks
+from minicnn.kernels.taps import (gather_rows, im2col_class_reference, im2col_class_rows,
+                                  padding_share, scatter_rows, tap_classes)
 from minicnn.kernels.pooling import (maxpool_backward, maxpool_backward_reference,
                                      maxpool_forward, maxpool_reference)
 from minicnn.kernels.relu import (leaky_relu_backward, leaky_relu_forward,
@@ -181,11 +183,13 @@ def test_parallel_blocks_runs_every_block_once_and_reraises():
         parallel_blocks(9, boom)
 
 
+@pytest.mark.parametrize("taps", [False, True], ids=["im2col", "taps"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", range(12))
-def test_conv2d_blocked_paths_match_one_big_product(dtype, seed):
-    """Conv2D's cache-sized blocks, thread groups and flipped-kernel dx against the
-    textbook: all of im2col at once, one matrix product, col2im."""
+def test_conv2d_blocked_paths_match_one_big_product(dtype, seed, taps):
+    """Conv2D's cache-sized blocks, thread groups and flipped-kernel dx -- on the plain
+    im2col path and on the tap-class path -- against the textbook: all of im2col at
+    once, one matrix product, col2im."""
     from minicnn.layers import Conv2D
     rng = np.random.default_rng(100 + seed)
     N, H, W, C, F = (int(v) for v in rng.integers(1, 7, 5))
@@ -193,6 +197,7 @@ def test_conv2d_blocked_paths_match_one_big_product(dtype, seed):
     padding = ["same", "valid", int(rng.integers(0, k))][seed % 3]
     layer = Conv2D(C, F, k, stride=S, padding=padding, rng=seed, dtype=dtype,
                    max_chunk_bytes=int(rng.integers(1, 2000)))   # many blocks
+    layer.taps_min_padding = 0.0 if taps else 2.0                   # force the path
     H, W = H + k, W + k                              # even 'valid' has an output
     x = rng.standard_normal((N, H, W, C)).astype(dtype)
     y = layer.forward(x, True)
@@ -215,3 +220,49 @@ def test_conv2d_blocked_paths_match_one_big_product(dtype, seed):
     np.testing.assert_array_equal(dx2, dx)
     for key, g in grads.items():
         np.testing.assert_array_equal(layer.grads[key], g)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("H,W,K,S,pad", [(7, 7, 3, 1, 1), (3, 3, 3, 1, 1), (6, 5, 3, 2, 1),
+                                         (4, 4, 3, 1, 3), (5, 8, 2, 1, 0)])
+def test_tap_classes_cover_every_valid_tap_once(dtype, H, W, K, S, pad):
+    rng = np.random.default_rng(7)
+    N, C = 2, 3
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    OH, OW = (H + 2 * pad - K) // S + 1, (W + 2 * pad - K) // S + 1
+    classes = tap_classes(H, W, K, K, S, pad, pad, OH, OW)
+    full = im2col_reference(x, K, K, S, pad, pad, OH, OW).reshape(N, OH * OW, K, K, C)
+    seen = np.zeros((OH * OW, K, K), int)
+    for cls in classes:
+        h0, h1, w0, w1, pos = cls
+        seen[np.ix_(pos, range(h0, h1), range(w0, w1))] += 1
+        ref = im2col_class_reference(x, K, K, S, pad, pad, OH, OW, cls)
+        for r0 in range(0, len(ref), 3):                       # blocks of 3 rows, any offset
+            R = min(3, len(ref) - r0)
+            out = im2col_class_rows(x, h0, h1, w0, w1, S, pad, pad, OW, pos, r0,
+                                    np.empty((R, ref.shape[1]), dtype))
+            np.testing.assert_array_equal(out, ref[r0:r0 + R])
+    # every tap that reads the image is in exactly one class; the skipped ones are zeros
+    inside = np.abs(full).sum(axis=(0, 4)) > 0
+    np.testing.assert_array_equal(seen, inside.astype(int))
+    assert padding_share(H, W, K, K, S, pad, pad, OH, OW) == pytest.approx(1 - inside.mean())
+
+
+def test_scatter_and_gather_rows_are_each_others_inverse():
+    rng = np.random.default_rng(3)
+    pos, OHW, N, F = np.array([1, 4, 5], np.int64), 6, 3, 4
+    src = rng.standard_normal((N * 3, F)).astype(np.float32)
+    dst = np.zeros((N * OHW, F), np.float32)
+    scatter_rows(src[2:7], pos, 2, OHW, dst)                  # rows 2..6 of the class
+    rows = [n * OHW + p for n in range(N) for p in pos][2:7]
+    np.testing.assert_array_equal(dst[rows], src[2:7])
+    assert np.count_nonzero(np.abs(dst).sum(1)) == 5
+    back = gather_rows(dst, pos, 2, OHW, np.empty((5, F), np.float32))
+    np.testing.assert_array_equal(back, src[2:7])
+
+
+def test_conv_takes_the_tap_path_on_small_maps_only():
+    from minicnn.layers import Conv2D
+    conv = Conv2D(4, 4, 3)
+    assert conv.use_taps(7, 7, 7, 7, 1, 1, 1) and conv.use_taps(3, 3, 3, 3, 1, 1, 1)
+    assert not conv.use_taps(31, 31, 31, 31, 1, 1, 1) and not conv.use_taps(32, 32, 32, 32, 1, 1, 1)

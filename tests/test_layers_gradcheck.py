@@ -14,11 +14,13 @@ def assert_grads_ok(errors):
     assert not bad, f"relative errors above {TOL}: {bad}"
 
 
+@pytest.mark.parametrize("taps", [False, True], ids=["im2col", "taps"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("padding", [0, 1, "same"])
 @pytest.mark.parametrize("kernel", [3, 2])
-def test_conv2d(rng, stride, padding, kernel):
+def test_conv2d(rng, stride, padding, kernel, taps):
     layer = mc.Conv2D(3, 4, kernel, stride=stride, padding=padding, rng=1).to(np.float64)
+    layer.taps_min_padding = 0.0 if taps else 2.0           # both paths, whatever the shape
     x = rng.standard_normal((2, 7, 6, 3))          # odd, non-square input
     errors = check_layer(layer, x)
     assert set(errors) == {"x", "W", "b"}

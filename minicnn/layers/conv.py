@@ -47,13 +47,16 @@ import numpy as np
 
 from ..kernels.im2col import im2col_rows, col2im_rows
 from ..kernels.parallel import num_threads, parallel_blocks
+from ..kernels.taps import padding_share
 from .base import Layer
+from .conv_taps import taps_forward, taps_weight_grad
 from .init import as_rng, init_weight
 
 
 BLOCK_BYTES = 1 << 20  # target size of one block of im2col rows (module docstring)
 MIN_BLOCK_ROWS = 512   # ... but at least this many rows, so each product is tall
 REDUCE_GROUPS = 4      # dW, db: sums over this many fixed groups of blocks, added in order
+TAPS_MIN_PADDING = 0.10  # take the tap-class path (conv_taps.py) from this share of padding on
 
 
 def conv_output_size(size, k, stride, padding):
@@ -105,6 +108,7 @@ class Conv2D(Layer):
         self.C, self.F, self.KH, self.KW = in_channels, out_channels, KH, KW
         self.stride, self.padding, self.use_bias = stride, padding, bias
         self.max_chunk_bytes = max_chunk_bytes
+        self.taps_min_padding = TAPS_MIN_PADDING    # > 1: never skip padding taps; 0: always
         fan_in, fan_out = KH * KW * in_channels, KH * KW * out_channels
         self.add_param("W", init_weight((KH, KW, in_channels, out_channels), fan_in, fan_out,
                                         init, as_rng(rng), dtype))
@@ -145,12 +149,24 @@ class Conv2D(Layer):
             raise TypeError(f"{self.name}: input dtype {x.dtype} does not match parameter dtype "
                             f"{self.params['W'].dtype}; cast the input or call model.to(dtype)")
 
+    def use_taps(self, H, W, OH, OW, pt, pl, stride):
+        """The rule: skip padding taps when they would be >= taps_min_padding of im2col."""
+        return padding_share(H, W, self.KH, self.KW, stride, pt, pl, OH, OW) >= self.taps_min_padding
+
+    def rows_for(self, itemsize):
+        return lambda M, K: self.block_rows(M, K, itemsize)
+
     def forward(self, x, training=False):
         self.check_input(x, ndim=4, channels=self.C)
         self.check_dtype(x)
         x = np.ascontiguousarray(x)
         N, H, W, C = x.shape
         OH, OW, pt, pl = self.geometry(H, W)
+        if self.use_taps(H, W, OH, OW, pt, pl, self.stride):
+            b = self.params["b"] if self.use_bias else None
+            self.x = x
+            return taps_forward(x, self.params["W"], b, self.stride, pt, pl, OH, OW,
+                                self.rows_for(x.itemsize))
         M, K, F = N * OH * OW, self.KH * self.KW * C, self.F
         Wmat = self.params["W"].reshape(K, F)
         b = self.params["b"] if self.use_bias else None
@@ -182,7 +198,13 @@ class Conv2D(Layer):
         need_db = self.use_bias and "b" not in self.frozen
         need_dW = "W" not in self.frozen
         T = num_threads()
-        if need_db or need_dW:
+        if (need_db or need_dW) and self.use_taps(H, W, OH, OW, pt, pl, self.stride):
+            if need_db:
+                self.grads["b"][...] = dy2.sum(axis=0, dtype=np.float64)
+            if need_dW:
+                self.grads["W"][...] = taps_weight_grad(x, dy, KH, KW, self.stride, pt, pl,
+                                                        self.rows_for(x.itemsize), REDUCE_GROUPS)
+        elif need_db or need_dW:
             R = self.block_rows(M, K, x.itemsize)
             nb = -(-M // R)
             G = min(REDUCE_GROUPS, nb)           # fixed groups of blocks, one accumulator each
@@ -223,6 +245,10 @@ class Conv2D(Layer):
         N, H, W, C = x_shape
         KH, KW, F = self.KH, self.KW, self.F
         Wflip = np.ascontiguousarray(self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
+        OH, OW = dy.shape[1:3]
+        if self.use_taps(OH, OW, H, W, KH - 1 - pt, KW - 1 - pl, 1):
+            return taps_forward(dy, Wflip, None, 1, KH - 1 - pt, KW - 1 - pl, H, W,
+                                self.rows_for(dy.itemsize))
         Wflip = Wflip.reshape(KH * KW * F, C)
         dx = np.empty(x_shape, dtype=dy.dtype)
         dx2 = dx.reshape(N * H * W, C)

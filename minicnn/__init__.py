@@ -2,6 +2,16 @@
 
 Image activations are NHWC: (N, H, W, C).
 """
+import os
+
+# numba's parallel kernels run on OpenMP (libgomp), whose idle threads spin for a
+# while (GOMP_SPINCOUNT, 300,000 by default) after each kernel. Between two numba
+# kernels minicnn runs its own threads (the conv blocks, kernels/parallel.py), and a
+# spinning OpenMP thread would take a core from them. PASSIVE makes idle OpenMP
+# threads sleep at once. Read when libgomp loads; a value set by the user wins.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
 from .layers import (Layer, Conv2D, ReLU, LeakyReLU, GELU, MaxPool2D, AvgPool2D,
                      GlobalAvgPool2D, GlobalMaxPool2D, Dense, Flatten, BatchNorm1D,
                      BatchNorm2D, Dropout)

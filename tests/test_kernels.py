@@ -266,3 +266,14 @@ def test_conv_takes_the_tap_path_on_small_maps_only():
     conv = Conv2D(4, 4, 3)
     assert conv.use_taps(7, 7, 7, 7, 1, 1, 1) and conv.use_taps(3, 3, 3, 3, 1, 1, 1)
     assert not conv.use_taps(31, 31, 31, 31, 1, 1, 1) and not conv.use_taps(32, 32, 32, 32, 1, 1, 1)
+
+
+@pytest.mark.parametrize("user_value,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_idle_openmp_threads_sleep_unless_the_user_chose(user_value, expected):
+    import os, subprocess, sys
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if user_value:
+        env["OMP_WAIT_POLICY"] = user_value
+    out = subprocess.run([sys.executable, "-c", "import os, minicnn; print(os.environ['OMP_WAIT_POLICY'])"],
+                         env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert out == expected

@@ -31,6 +31,7 @@ class Subject:
 
 
 def init(threads):
+    import minicnn  # noqa: F401  (first: it sets OMP_WAIT_POLICY before numba starts OpenMP)
     import numba
     if threads:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))

@@ -9,8 +9,18 @@ import os
 # kernels minicnn runs its own threads (the conv blocks, kernels/parallel.py), and a
 # spinning OpenMP thread would take a core from them. PASSIVE makes idle OpenMP
 # threads sleep at once. Read when libgomp loads; a value set by the user wins.
+# numba must not have started its threads yet (import minicnn before calling numba).
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    import sys
+    _parallel = sys.modules.get("numba.np.ufunc.parallel")
+    if (_parallel is not None and getattr(_parallel, "_is_initialized", False)
+            and sys.modules["numba"].threading_layer() == "omp"):
+        import warnings
+        warnings.warn("minicnn: numba's OpenMP threads were started before minicnn was imported, "
+                      "so they keep spinning when idle (about 10-20% slower training on 2 cores); "
+                      "import minicnn first, or set OMP_WAIT_POLICY=PASSIVE in the environment",
+                      RuntimeWarning, stacklevel=2)
 
 from .layers import (Layer, Conv2D, ReLU, LeakyReLU, GELU, MaxPool2D, AvgPool2D,
                      GlobalAvgPool2D, GlobalMaxPool2D, Dense, Flatten, BatchNorm1D,

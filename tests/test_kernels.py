@@ -277,3 +277,17 @@ def test_idle_openmp_threads_sleep_unless_the_user_chose(user_value, expected):
     out = subprocess.run([sys.executable, "-c", "import os, minicnn; print(os.environ['OMP_WAIT_POLICY'])"],
                          env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert out == expected
+
+
+def test_importing_minicnn_after_numba_started_openmp_warns():
+    import os, subprocess, sys
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    code = ("import numba; numba.config.THREADING_LAYER = 'omp'\n"
+            "try:\n    numba.set_num_threads(1)\nexcept Exception:\n    print('no-omp'); raise SystemExit\n"
+            "import warnings; warnings.simplefilter('error')\n"
+            "try:\n    import minicnn\nexcept RuntimeWarning as w:\n    print('warned:', w)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    if "no-omp" in out:
+        pytest.skip("numba's OpenMP threading layer is not available here")
+    assert "warned:" in out and "OMP_WAIT_POLICY=PASSIVE" in out

@@ -1,0 +1,81 @@
+"""Where a training step (or an inference pass) spends its time, layer by layer.
+
+    python benchmarks/profile_step.py --net airbench --batch 128 --mode train
+    NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/profile_step.py --cpu-clock ...
+
+Times each layer's forward and backward (train) or forward + release (infer), the loss
+and the SGD update, as the mean of --reps steps after one warm-up step. --cpu-clock
+measures process CPU time instead of wall time: with one thread, that is the work each
+layer costs a core, and it stays meaningful on a machine shared with other jobs (wall
+time does not). Per-layer wall times with 2 threads include waiting for the other core.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import minicnn  # noqa: E402,F401  (before numba starts threads: see minicnn/__init__.py)
+from minicnn.losses import softmax_cross_entropy  # noqa: E402
+from minicnn.models import airbench, simple  # noqa: E402
+
+
+def profile(model, x, labels, mode, reps, clock):
+    L = len(model.layers)
+    fwd, bwd, other = np.zeros(L), np.zeros(L), np.zeros(2)     # other: loss, update
+    for rep in range(reps + 1):
+        w = 0.0 if rep == 0 else 1.0 / reps                      # step 0 is the warm-up
+        h = x
+        for i, layer in enumerate(model.layers):
+            t = clock()
+            h = layer.forward(h, mode == "train")
+            if mode == "infer":
+                layer.release()
+            fwd[i] += w * (clock() - t)
+        if mode == "infer":
+            continue
+        t = clock()
+        _, d = softmax_cross_entropy(h, labels)                  # d: (N, 10)
+        other[0] += w * (clock() - t)
+        for i in reversed(range(L)):
+            t = clock()
+            d = model.layers[i].backward(d)
+            bwd[i] += w * (clock() - t)
+        t = clock()
+        for _, p, g in model.named_parameters():
+            p -= 1e-3 * g
+        other[1] += w * (clock() - t)
+    return fwd, bwd, other
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--net", choices=["airbench", "simple"], default="airbench")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--mode", choices=["train", "infer"], default="train")
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--cpu-clock", action="store_true", help="process CPU time, not wall time")
+    args = p.parse_args()
+    model = simple() if args.net == "simple" else airbench()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((args.batch, 32, 32, 3), dtype=np.float32)   # (N, H, W, C)
+    labels = rng.integers(0, 10, args.batch)
+    clock = time.process_time if args.cpu_clock else time.perf_counter
+    fwd, bwd, other = profile(model, x, labels, args.mode, args.reps, clock)
+    total = fwd.sum() + bwd.sum() + other.sum()
+    conv = sum(fwd[i] + bwd[i] for i, layer in enumerate(model.layers) if type(layer).__name__ == "Conv2D")
+    print(f"# {args.net}, batch {args.batch}, {args.mode}, {'CPU' if args.cpu_clock else 'wall'} ms, "
+          f"mean of {args.reps} after 1 warm-up; numba threads {minicnn.kernels.parallel.num_threads()}")
+    print(f"{'#':>2} {'layer':46s} {'forward':>8s} {'backward':>8s} {'share':>6s}")
+    for i, layer in enumerate(model.layers):
+        share = (fwd[i] + bwd[i]) / total
+        print(f"{i:2d} {repr(layer)[:46]:46s} {1e3 * fwd[i]:8.2f} {1e3 * bwd[i]:8.2f} {100 * share:5.1f}%")
+    if args.mode == "train":
+        print(f"   loss {1e3 * other[0]:.2f} ms, SGD update {1e3 * other[1]:.2f} ms")
+    print(f"   total {1e3 * total:.1f} ms; convolutions {100 * conv / total:.0f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,13 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
                       "import minicnn first, or set OMP_WAIT_POLICY=PASSIVE in the environment",
                       RuntimeWarning, stacklevel=2)
 
+# The direct convolution's tiles (kernels/microkernel.py) need LLVM's SLP vectorizer,
+# which numba leaves off unless NUMBA_SLP_VECTORIZE=1; numba reads it when it is first
+# imported. A value set by the user wins; if numba came first without it, Conv2D
+# keeps to its other paths (kernels/direct.slp_vectorizer_on).
+if "NUMBA_SLP_VECTORIZE" not in os.environ and "numba" not in __import__("sys").modules:
+    os.environ["NUMBA_SLP_VECTORIZE"] = "1"
+
 from .layers import (Layer, Conv2D, ReLU, LeakyReLU, GELU, MaxPool2D, AvgPool2D,
                      GlobalAvgPool2D, GlobalMaxPool2D, Dense, Flatten, BatchNorm1D,
                      BatchNorm2D, Dropout)

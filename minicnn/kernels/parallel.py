@@ -21,6 +21,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
+import numpy as np
 
 try:
     from threadpoolctl import ThreadpoolController
@@ -75,3 +76,30 @@ def parallel_blocks(nblocks, work, nthreads=None):
                 if not f.cancel():       # don't wait for the OS to schedule it
                     f.result()
     return T
+
+
+MATMUL_BLOCKS = 8        # row blocks of a parallel_matmul (fewer when the product has fewer rows)
+
+
+def parallel_matmul(a, b, out=None):
+    """out (M, F) = a (M, K) @ b (K, F), rows of out split over the cores, each block a
+    one-thread BLAS product (parallel_blocks).
+
+    Why not let OpenBLAS use both cores itself: after a multi-threaded call its worker
+    threads keep spinning for a while (OPENBLAS_THREAD_TIMEOUT, 2^28 cycles by default,
+    about 0.1 s), taking a core from the numba kernels and conv blocks that follow.
+    Measured (benchmarks/profile_step.py, 2 threads): the simple net's batch-128
+    training step 213 ms with two-thread OpenBLAS in its Dense layers, 162 ms with the
+    spinning cut short (OPENBLAS_THREAD_TIMEOUT=4), the same as this function gives.
+    """
+    M = a.shape[0]
+    if out is None:
+        out = np.empty((M, b.shape[1]), dtype=np.result_type(a, b))
+    nb = max(1, min(M, MATMUL_BLOCKS))
+
+    def block(i, t):
+        r0, r1 = i * M // nb, (i + 1) * M // nb
+        np.matmul(a[r0:r1], b, out=out[r0:r1])
+
+    parallel_blocks(nb, block)
+    return out

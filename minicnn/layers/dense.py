@@ -10,6 +10,7 @@ Flatten: (N, H, W, C) -> (N, H*W*C) in NHWC order; backward reshapes back.
 """
 import numpy as np
 
+from ..kernels.parallel import parallel_matmul
 from .base import Layer
 from .init import as_rng, init_weight
 
@@ -50,7 +51,7 @@ class Dense(Layer):
             raise TypeError(f"{self.name}: input dtype {x.dtype} does not match parameter dtype "
                             f"{self.params['W'].dtype}; cast the input or call model.to(dtype)")
         self.x = x
-        y = x @ self.params["W"]
+        y = parallel_matmul(x, self.params["W"])           # (N, F), both cores (see there)
         if self.use_bias:
             y += self.params["b"]
         if self.scale != 1.0:
@@ -62,12 +63,12 @@ class Dense(Layer):
         if self.scale != 1.0:
             dy = dy * dy.dtype.type(self.scale)
         if "W" not in self.frozen:
-            np.matmul(self.x.T, dy, out=self.grads["W"])
+            parallel_matmul(self.x.T, dy, out=self.grads["W"])
         if self.use_bias and "b" not in self.frozen:
             self.grads["b"][...] = dy.sum(axis=0)
         if getattr(self, "skip_input_grad", False):
             return None
-        return dy @ self.params["W"].T
+        return parallel_matmul(dy, self.params["W"].T)
 
 
 class Flatten(Layer):

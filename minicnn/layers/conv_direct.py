@@ -1,0 +1,67 @@
+"""Conv2D's third path: direct convolution with register-blocked tiles (stride 1, float32).
+
+Same maths as the im2col path (conv.py), without the im2col matrix: see
+kernels/direct.py for the loops and kernels/microkernel.py for why they are
+fast. Work is handed to both cores in whole images (kernels/parallel.py), each
+core with its own zero-bordered copy of one image; dW is summed per fixed group
+of images, then the groups in order, so results do not depend on thread timing.
+
+When it runs (Conv2D.use_direct, the rule):
+  * float32, stride 1, and numba's SLP vectorizer on (without it the tiles run
+    ~20x slower; minicnn turns it on at import unless numba was imported first
+    with NUMBA_SLP_VECTORIZE unset);
+  * maps at least MIN_DIRECT_WIDTH = 12 pixels wide: on 7x7 and 3x3 maps the
+    tap-class path (conv_taps.py) skips the padding taps, and a 3-pixel tile
+    would compute 9 of 7 columns;
+  * forward / dx: the product's output channels a multiple of 32 or 24 (F for
+    the forward pass, C for dx) and at most MAX_DIRECT_CHANNELS = 64 of them;
+    wider layers keep OpenBLAS, which is as fast there (benchmarks/bench_direct.py);
+  * dW: C a multiple of 4 and F a multiple of 16, same width limits.
+"""
+import numpy as np
+
+from ..kernels.direct import (conv_images, pack_weights, tile_pixels, tile_width,
+                              weight_grad_images)
+from ..kernels.parallel import num_threads, parallel_blocks
+
+IMAGES_PER_BLOCK = 2     # images per block handed to a core
+
+
+def direct_forward(x, Wt, b, pad_top, pad_left, OH, OW):
+    """y (N, OH, OW, F) = conv(x, Wt) + b, stride 1; x (N, H, W, C), Wt (KH, KW, C, F),
+    b (F,) or None. Wt's F must be a multiple of 32 or 24 (tile_width)."""
+    N, H, W, C = x.shape
+    KH, KW, _, F = Wt.shape
+    FB = tile_width(F)
+    if FB == 0 or OW < tile_pixels(FB):
+        raise ValueError(f"direct convolution needs F a multiple of 32 or 24 and OW >= "
+                         f"{tile_pixels(FB or 32)}; got F = {F}, OW = {OW}")
+    wpack = pack_weights(Wt, FB)                            # (F/FB, KH*KW*C, FB)
+    bias = np.zeros(0, x.dtype) if b is None else b
+    y = np.empty((N, OH, OW, F), dtype=x.dtype)
+    xps = [np.zeros((OH + KH - 1, OW + KW - 1, C), x.dtype) for _ in range(num_threads())]
+
+    def block(i, t):
+        n0 = i * IMAGES_PER_BLOCK
+        conv_images(x, n0, min(N, n0 + IMAGES_PER_BLOCK), pad_top, pad_left, wpack, KH, KW,
+                    bias, y, xps[t])
+
+    parallel_blocks(-(-N // IMAGES_PER_BLOCK), block)
+    return y
+
+
+def direct_weight_grad(x, dy, KH, KW, pad_top, pad_left, groups):
+    """dW (KH, KW, C, F) = sum over images of x_pad (*) dy, stride 1; C % 4 == 0, F % 16 == 0.
+    Summed per ``groups`` fixed ranges of images, then the groups in order."""
+    N, H, W, C = x.shape
+    OH, OW, F = dy.shape[1:]
+    G = min(groups, N)
+    dW_g = np.zeros((G, KH, KW, C, F), dtype=x.dtype)
+    xps = [np.zeros((OH + KH - 1, OW + KW - 1, C), x.dtype) for _ in range(num_threads())]
+
+    def group(g, t):
+        weight_grad_images(x, dy, g * N // G, (g + 1) * N // G, pad_top, pad_left, KH, KW,
+                           dW_g[g], xps[t])
+
+    parallel_blocks(G, group)
+    return dW_g.sum(axis=0)

@@ -1,0 +1,171 @@
+"""The direct convolution (kernels/direct.py, tiles.py, layers/conv_direct.py): against its
+NumPy twins and against Conv2D's im2col path; the rule that picks it; parallel_matmul."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minicnn.layers.conv as conv_module
+from minicnn.kernels.direct import (conv_reference, pack_weights, slp_vectorizer_on, tile_width,
+                                    weight_grad_reference)
+from minicnn.kernels.im2col import im2col_reference
+from minicnn.kernels.microkernel import TILES_PATH, module_source
+from minicnn.kernels.parallel import parallel_matmul
+from minicnn.layers import Conv2D
+from minicnn.layers.conv_direct import direct_forward, direct_weight_grad
+
+
+def rel_err(a, b):
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-30)
+
+
+def test_generated_tiles_are_up_to_date():
+    assert TILES_PATH.read_text() == module_source(), \
+        "kernels/tiles.py is stale: run python -m minicnn.kernels.microkernel"
+
+
+def test_slp_vectorizer_switched_on_by_import():
+    code = "import minicnn, numba; print(numba.config.SLP_VECTORIZE)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+    assert slp_vectorizer_on()
+
+
+def test_user_setting_of_slp_vectorizer_wins():
+    code = "import minicnn, numba; print(numba.config.SLP_VECTORIZE)"
+    env = {**__import__("os").environ, "NUMBA_SLP_VECTORIZE": "0"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env)
+    assert out.stdout.strip() == "0"
+
+
+def test_conv_reference_matches_im2col_reference():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 7, 3))
+    W = rng.standard_normal((3, 2, 3, 5))
+    OH, OW = 6 + 2 - 3 + 1, 7 + 1 - 2 + 1           # pad (1, 1) top/bottom, (1, 0) left/right
+    y = conv_reference(x, W, 1, 1, OH, OW)
+    cols = im2col_reference(x, 3, 2, 1, 1, 1, OH, OW)
+    np.testing.assert_allclose(y, (cols @ W.reshape(-1, 5)).reshape(2, OH, OW, 5), rtol=1e-12)
+
+
+def test_pack_weights_layout():
+    W = np.arange(3 * 3 * 2 * 64, dtype=np.float32).reshape(3, 3, 2, 64)
+    p = pack_weights(W, 32)
+    assert p.shape == (2, 18, 32) and p.flags.c_contiguous
+    np.testing.assert_array_equal(p[1, 5], W.reshape(18, 64)[5, 32:])
+    assert tile_width(64) == 32 and tile_width(48) == 24 and tile_width(40) == 0
+
+
+# (N, H, W, C, F, KH, KW, pad_top, pad_left, pad_bottom, pad_right): widths that are and are
+# not multiples of the 3- and 4-pixel tiles, 24- and 32-channel tiles, odd kernels and paddings
+FORWARD_CASES = [(3, 5, 5, 4, 32, 3, 3, 1, 1, 1, 1), (2, 4, 7, 3, 64, 3, 3, 1, 1, 1, 1),
+                 (2, 6, 6, 5, 24, 3, 3, 0, 0, 0, 0), (1, 5, 9, 8, 48, 2, 3, 1, 0, 0, 2),
+                 (2, 3, 3, 2, 32, 1, 1, 0, 0, 0, 0), (1, 8, 6, 3, 96, 5, 5, 2, 2, 2, 2),
+                 (5, 4, 13, 7, 32, 3, 3, 2, 1, 0, 1)]
+
+
+@pytest.mark.parametrize("case", FORWARD_CASES)
+@pytest.mark.parametrize("bias", [False, True])
+def test_direct_forward_matches_reference(case, bias):
+    N, H, W, C, F, KH, KW, pt, pl, pb, pr = case
+    rng = np.random.default_rng(sum(case))
+    x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    Wt = rng.standard_normal((KH, KW, C, F)).astype(np.float32)
+    b = rng.standard_normal(F).astype(np.float32) if bias else None
+    OH, OW = H + pt + pb - KH + 1, W + pl + pr - KW + 1
+    y = direct_forward(x, Wt, b, pt, pl, OH, OW)
+    ref = conv_reference(x.astype(np.float64), Wt.astype(np.float64), pt, pl, OH, OW)
+    if bias:
+        ref = ref + b
+    assert y.dtype == np.float32 and y.shape == (N, OH, OW, F)
+    assert rel_err(y, ref) < 1e-5
+
+
+def test_direct_forward_refuses_maps_narrower_than_a_tile():
+    x = np.zeros((1, 4, 2, 3), np.float32)
+    with pytest.raises(ValueError, match="OW >= 3"):
+        direct_forward(x, np.zeros((1, 1, 3, 32), np.float32), None, 0, 0, 4, 2)
+
+
+# (N, H, W, C, F, KH, KW, pad_top, pad_left, pad_bottom, pad_right); odd OH leaves a last
+# group of one row (DW_ROWS = 2)
+DW_CASES = [(3, 5, 5, 4, 16, 3, 3, 1, 1, 1, 1), (2, 7, 6, 8, 32, 3, 3, 1, 1, 1, 1),
+            (4, 4, 9, 24, 64, 3, 3, 0, 0, 0, 0), (1, 6, 5, 12, 48, 2, 3, 1, 0, 0, 2),
+            (5, 3, 3, 4, 16, 1, 1, 0, 0, 0, 0)]
+
+
+@pytest.mark.parametrize("case", DW_CASES)
+def test_direct_weight_grad_matches_reference(case):
+    N, H, W, C, F, KH, KW, pt, pl, pb, pr = case
+    rng = np.random.default_rng(sum(case))
+    x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    OH, OW = H + pt + pb - KH + 1, W + pl + pr - KW + 1
+    dy = rng.standard_normal((N, OH, OW, F)).astype(np.float32)
+    dW = direct_weight_grad(x, dy, KH, KW, pt, pl, groups=4)
+    ref = weight_grad_reference(x.astype(np.float64), dy.astype(np.float64), KH, KW, pt, pl)
+    assert dW.dtype == np.float32 and dW.shape == (KH, KW, C, F)
+    assert rel_err(dW, ref) < 1e-5
+    np.testing.assert_array_equal(dW, direct_weight_grad(x, dy, KH, KW, pt, pl, groups=4))
+
+
+@pytest.mark.parametrize("C,F,H,padding", [(32, 32, 14, "same"), (24, 64, 13, "same"),
+                                           (64, 48, 12, 1), (8, 32, 16, "valid")])
+def test_conv2d_direct_path_matches_im2col_path(C, F, H, padding):
+    """The whole layer, forward and backward, with and without the direct path."""
+    rng = np.random.default_rng(C + F + H)
+    x = rng.standard_normal((3, H, H, C)).astype(np.float32)
+    results = []
+    for allow in (True, False):
+        layer = Conv2D(C, F, 3, padding=padding, rng=1)
+        layer.allow_direct = allow
+        y = layer.forward(x, training=True)
+        dy = np.random.default_rng(7).standard_normal(y.shape).astype(np.float32)
+        results.append((y, layer.backward(dy), layer.grads["W"].copy(), layer.grads["b"].copy()))
+    for got, want in zip(*results):
+        assert rel_err(got, want) < 1e-5
+
+
+def test_direct_rule():
+    layer = Conv2D(32, 32, 3, rng=0)
+    assert layer.use_direct(np.float32, 32, 32)
+    assert layer.use_direct(np.float32, 32, 32, weight_grad=True)
+    assert not layer.use_direct(np.float64, 32, 32)                  # gradient checks: im2col
+    assert not layer.use_direct(np.float32, 7, 32)                   # small map: tap classes
+    assert not layer.use_direct(np.float32, 32, 256)                 # wide: OpenBLAS
+    assert not layer.use_direct(np.float32, 32, 40)                  # no tile fits 40 channels
+    assert not Conv2D(32, 32, 3, stride=2, rng=0).use_direct(np.float32, 32, 32)
+    assert not Conv2D(3, 32, 3, rng=0).use_direct(np.float32, 32, 32, weight_grad=True)  # C % 4
+    layer.allow_direct = False
+    assert not layer.use_direct(np.float32, 32, 32)
+
+
+def test_direct_path_off_without_slp_vectorizer(monkeypatch):
+    monkeypatch.setattr(conv_module, "slp_vectorizer_on", lambda: False)
+    assert not Conv2D(32, 32, 3, rng=0).use_direct(np.float32, 32, 32)
+
+
+def test_direct_path_is_taken(monkeypatch):
+    """Conv2D calls the direct functions where the rule says so (and only there)."""
+    calls = []
+    real = conv_module.direct_forward
+    monkeypatch.setattr(conv_module, "direct_forward",
+                        lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
+    x = np.zeros((2, 16, 16, 32), np.float32)
+    Conv2D(32, 64, 3, rng=0).forward(x)
+    Conv2D(32, 64, 3, rng=0).to(np.float64).forward(x.astype(np.float64))
+    Conv2D(32, 256, 3, rng=0).forward(x)
+    assert calls == [(3, 3, 32, 64)]
+
+
+@pytest.mark.parametrize("M,K,F", [(1, 5, 3), (7, 4, 9), (128, 64, 10), (300, 33, 17)])
+def test_parallel_matmul(M, K, F):
+    rng = np.random.default_rng(M)
+    a = rng.standard_normal((K, M)).astype(np.float32).T        # a transposed view, as in dW
+    b = rng.standard_normal((K, F)).astype(np.float32)
+    out = np.full((M, F), np.nan, np.float32)
+    got = parallel_matmul(a, b, out=out)
+    assert got is out
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-5)
+    assert parallel_matmul(a, b).dtype == np.float32

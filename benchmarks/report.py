@@ -3,8 +3,9 @@
 Every time is the median of the timed repetitions, with the spread (min–max)
 beside it; GFLOP/s use the median; "% SGEMM" is that rate as a fraction of
 numpy's float32 SGEMM rate on the largest square shape measured in the same
-run; "minicnn/torch" is minicnn's median time divided by the faster PyTorch
-layout's median time (2.0 = minicnn takes twice as long).
+run; "speed vs torch" is the faster PyTorch layout's median time divided by
+minicnn's median time: the issue's ratio (1.25 = minicnn does the same work in
+0.8 of the time; 0.5 = minicnn takes twice as long).
 """
 
 
@@ -46,7 +47,7 @@ def ratio(mine, theirs):
     best = [t for t in theirs if ok(t)]
     if not ok(mine) or not best:
         return "–"
-    return f"{mine['median_s'] / min(t['median_s'] for t in best):.2f}"
+    return f"{min(t['median_s'] for t in best) / mine['median_s']:.2f}"
 
 
 def cell_time(r):
@@ -112,7 +113,7 @@ def layer_table(records):
                      fnum(m.get("gflops")) if ok(m) else "–", pct(m) if ok(m) else "–",
                      cell_time(tn), cell_time(tc), fnum(best["gflops"]) if best else "–", ratio(m, [tn, tc])])
     return table(["layer", "C→F k @H×W", "pass", "GFLOP", "minicnn ms", "GFLOP/s", "% SGEMM",
-                  "torch NCHW ms", "torch CL ms", "torch best GFLOP/s", "minicnn/torch"], rows)
+                  "torch NCHW ms", "torch CL ms", "torch best GFLOP/s", "speed vs torch"], rows)
 
 
 def network_table(records):
@@ -124,7 +125,7 @@ def network_table(records):
         rows.append([net, N, mode, cell_time(m), ips(m), fnum(m.get("gflops")) if ok(m) else "–",
                      pct(m) if ok(m) else "–", ips(tn), ips(tc), ratio(m, [tn, tc])])
     return table(["network", "batch", "step", "minicnn ms/step", "img/s", "GFLOP/s", "% SGEMM",
-                  "torch NCHW img/s", "torch CL img/s", "minicnn/torch"], rows)
+                  "torch NCHW img/s", "torch CL img/s", "speed vs torch"], rows)
 
 
 def memory_table(records):

@@ -5,7 +5,7 @@ Usage:
 
     --torch-python PATH   a python that has torch: the same layers and networks then
                           also run in PyTorch (NCHW and channels_last), interleaved
-                          with minicnn, and every table gets a minicnn/torch ratio.
+                          with minicnn, and every table gets a speed ratio vs torch.
                           Optional; if the path is missing or has no torch, the
                           comparison is skipped with a message.
     --quick               smoke test: 3 reps after 1 warm-up, batch 128 only,

@@ -19,6 +19,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import minicnn  # noqa: E402,F401  (sets NUMBA_SLP_VECTORIZE before numba loads)
 from minicnn.layers import Conv2D  # noqa: E402
+from minicnn.kernels.direct import tile_width  # noqa: E402
 from minicnn.layers.conv_direct import direct_forward, direct_weight_grad  # noqa: E402
 
 # (name, C, F, H): every 3x3 'same' conv of simple and airbench94 (airbench after its 2x2 whitening)
@@ -49,8 +50,8 @@ def ops(layer, x, dy):
         layer.x = x
         layer.backward(dy)
 
-    fits_fwd = layer.F % 24 == 0 or layer.F % 32 == 0
-    fits_dx = layer.C % 24 == 0 or layer.C % 32 == 0
+    fits_fwd = tile_width(layer.F, W) > 0
+    fits_dx = tile_width(layer.C, W) > 0
     fits_dW = layer.C % 4 == 0 and layer.F % 16 == 0
     return {"forward": (fits_fwd and (lambda: direct_forward(x, Wt, None, 1, 1, H, W)), other_forward),
             "dW": (fits_dW and (lambda: direct_weight_grad(x, dy, 3, 3, 1, 1, 4)), other_dW),

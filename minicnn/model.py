@@ -12,7 +12,9 @@ import os
 import numpy as np
 
 from .checkpoint import write_npz_atomic
+from .layers.activations import ReLU
 from .layers.base import Layer
+from .layers.conv import Conv2D
 
 
 class Sequential:
@@ -39,9 +41,29 @@ class Sequential:
 
     # -- computation ----------------------------------------------------------
     def forward(self, x, training=False):
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        x = self._run(x, training, release=False)
         self.released = False
+        return x
+
+    def _run(self, x, training, release):
+        """Every layer's forward in turn. A Conv2D followed by a ReLU is fused: the conv
+        applies the ReLU to each block of its output while it is in cache, and the ReLU
+        layer only keeps the result for its backward (saves one pass over the largest
+        activations). release: drop what each layer kept for backward (predict)."""
+        layers, i = self.layers, 0
+        while i < len(layers):
+            layer = layers[i]
+            fuse = (type(layer) is Conv2D and i + 1 < len(layers)
+                    and type(layers[i + 1]) is ReLU)
+            x = layer.forward(x, training, relu=True) if fuse else layer.forward(x, training)
+            if fuse:
+                i += 1
+                x = layers[i].forward_fused(x)
+                if release:
+                    layer.release()
+            if release:
+                layers[i].release()
+            i += 1
         return x
 
     __call__ = forward
@@ -74,11 +96,7 @@ class Sequential:
             raise ValueError("Sequential.predict: got an empty input (0 examples)")
         outs = []
         for i in range(0, len(x), batch_size):
-            h = x[i:i + batch_size]
-            for layer in self.layers:
-                h = layer.forward(h, training=False)
-                layer.release()
-            outs.append(h)
+            outs.append(self._run(x[i:i + batch_size], training=False, release=True))
         self.released = True
         return np.concatenate(outs)
 

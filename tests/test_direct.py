@@ -55,7 +55,9 @@ def test_pack_weights_layout():
     p = pack_weights(W, 32)
     assert p.shape == (2, 18, 32) and p.flags.c_contiguous
     np.testing.assert_array_equal(p[1, 5], W.reshape(18, 64)[5, 32:])
-    assert tile_width(64) == 32 and tile_width(48) == 24 and tile_width(40) == 0
+    assert tile_width(64, 32) == 32 and tile_width(64, 31) == 32 and tile_width(64, 15) == 32
+    assert tile_width(64, 16) == 16                       # 16 columns in 4s, not 18 in 3s
+    assert tile_width(48, 16) == 24 and tile_width(16, 32) == 16 and tile_width(40, 32) == 0
 
 
 # (N, H, W, C, F, KH, KW, pad_top, pad_left, pad_bottom, pad_right): widths that are and are
@@ -63,7 +65,8 @@ def test_pack_weights_layout():
 FORWARD_CASES = [(3, 5, 5, 4, 32, 3, 3, 1, 1, 1, 1), (2, 4, 7, 3, 64, 3, 3, 1, 1, 1, 1),
                  (2, 6, 6, 5, 24, 3, 3, 0, 0, 0, 0), (1, 5, 9, 8, 48, 2, 3, 1, 0, 0, 2),
                  (2, 3, 3, 2, 32, 1, 1, 0, 0, 0, 0), (1, 8, 6, 3, 96, 5, 5, 2, 2, 2, 2),
-                 (5, 4, 13, 7, 32, 3, 3, 2, 1, 0, 1)]
+                 (5, 4, 13, 7, 32, 3, 3, 2, 1, 0, 1), (2, 6, 16, 8, 64, 3, 3, 1, 1, 1, 1),
+                 (2, 5, 8, 4, 16, 3, 3, 3, 1, 3, 1)]     # the last: whole rows of padding
 
 
 @pytest.mark.parametrize("case", FORWARD_CASES)
@@ -93,7 +96,7 @@ def test_direct_forward_refuses_maps_narrower_than_a_tile():
 # group of one row (DW_ROWS = 2)
 DW_CASES = [(3, 5, 5, 4, 16, 3, 3, 1, 1, 1, 1), (2, 7, 6, 8, 32, 3, 3, 1, 1, 1, 1),
             (4, 4, 9, 24, 64, 3, 3, 0, 0, 0, 0), (1, 6, 5, 12, 48, 2, 3, 1, 0, 0, 2),
-            (5, 3, 3, 4, 16, 1, 1, 0, 0, 0, 0)]
+            (5, 3, 3, 4, 16, 1, 1, 0, 0, 0, 0), (2, 4, 6, 4, 16, 3, 3, 3, 4, 3, 2)]
 
 
 @pytest.mark.parametrize("case", DW_CASES)
@@ -135,6 +138,7 @@ def test_direct_rule():
     assert not layer.use_direct(np.float32, 7, 32)                   # small map: tap classes
     assert not layer.use_direct(np.float32, 32, 256)                 # wide: OpenBLAS
     assert not layer.use_direct(np.float32, 32, 40)                  # no tile fits 40 channels
+    assert layer.use_direct(np.float32, 16, 16)
     assert not Conv2D(32, 32, 3, stride=2, rng=0).use_direct(np.float32, 32, 32)
     assert not Conv2D(3, 32, 3, rng=0).use_direct(np.float32, 32, 32, weight_grad=True)  # C % 4
     layer.allow_direct = False
@@ -159,7 +163,7 @@ def test_direct_path_is_taken(monkeypatch):
     assert calls == [(3, 3, 32, 64)]
 
 
-@pytest.mark.parametrize("M,K,F", [(1, 5, 3), (7, 4, 9), (128, 64, 10), (300, 33, 17)])
+@pytest.mark.parametrize("M,K,F", [(1, 5, 3), (7, 4, 9), (128, 64, 10), (300, 33, 17), (16, 64, 520)])
 def test_parallel_matmul(M, K, F):
     rng = np.random.default_rng(M)
     a = rng.standard_normal((K, M)).astype(np.float32).T        # a transposed view, as in dW
@@ -169,3 +173,34 @@ def test_parallel_matmul(M, K, F):
     assert got is out
     np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-5)
     assert parallel_matmul(a, b).dtype == np.float32
+
+
+def test_sequential_fuses_conv_and_relu():
+    """Conv2D + ReLU fused in Sequential (forward, backward, predict) gives the same numbers
+    as the layers run one by one."""
+    from minicnn import Sequential
+    from minicnn.layers import Dense, Flatten, MaxPool2D, ReLU
+    from minicnn.losses import softmax_cross_entropy
+
+    def net():
+        return Sequential([Conv2D(3, 16, 3, rng=0), ReLU(), Conv2D(16, 16, 3, rng=1), ReLU(),
+                           MaxPool2D(2), Conv2D(16, 8, 3, rng=2), ReLU(), Flatten(),
+                           Dense(6 * 6 * 8, 10, rng=3)])
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 12, 12, 3)).astype(np.float32)   # 12 wide: the direct path
+    labels = np.array([0, 1, 2, 3])
+    fused, plain = net(), net()
+    logits = fused.forward(x, training=True)
+    fused.backward(softmax_cross_entropy(logits, labels)[1])
+    h = x
+    for layer in plain.layers:                      # one by one: no fusion
+        h = layer.forward(h, training=True)
+    d = softmax_cross_entropy(h, labels)[1]
+    for layer in reversed(plain.layers):
+        d = layer.backward(d)
+    np.testing.assert_allclose(logits, h, rtol=1e-6, atol=1e-6)
+    assert (logits != 0).any()
+    for (name, _, g1), (_, _, g2) in zip(fused.named_parameters(), plain.named_parameters()):
+        np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(fused.predict(x, batch_size=3), h, rtol=1e-6, atol=1e-6)

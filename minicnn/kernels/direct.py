@@ -13,16 +13,20 @@ kernel (layers/conv.py). Both drivers work on a range of images [n0, n1), so
 the caller can hand whole images to each core (kernels/parallel.py).
 
 conv_images: a tile is P = 3 output pixels of one row x FB = 32 output
-channels (or 4 x 24), summed over the KH*KW taps and C input channels. The
+channels (or 4 x 24, 4 x 16: tile_width), summed over the KH*KW taps and C input channels. The
 weights are first packed as Wp[F/FB, KH*KW*C, FB] (``pack_weights``): each
 tile then reads one contiguous 128-byte row per step. (Reading W[..., f0:f0+32]
 in place strides 256 bytes when F = 64 and maps onto a quarter of the L1
 cache sets: 62 instead of 86 GFLOP/s on 64->64 @16x16, measured.) A row whose
 width is not a multiple of P ends with a tile shifted left to OW - P, which
-recomputes a column or two instead of needing a second kernel.
+recomputes a column or two instead of needing a second kernel. Taps that
+read padding rows (the kernel rows above the first and below the last image
+row) are left out of the sum; the padding columns cannot be, as they are
+shared by a tile's pixels.
 
 weight_grad_images: a tile is 4 input channels x 16 output channels of one
-kernel tap, summed over the pixels of two output rows, then added to dW. Two
+kernel tap, summed over the pixels of two output rows, then added to dW; rows
+and pixels whose tap reads padding are left out of the sum (they add zero). Two
 rows at a time keep the data of every tile pass in L1 (80 GFLOP/s per core on
 32->32 @32x32, against 55 when each tile summed over a whole image).
 
@@ -33,7 +37,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from .tiles import tile_3x32, tile_4x24, tile_4x16
+from .tiles import tile_3x32, tile_4x16, tile_4x24
 
 DW_ROWS = 2              # output rows summed per dW tile call
 
@@ -63,14 +67,23 @@ def slp_vectorizer_on():
     return bool(numba.config.SLP_VECTORIZE)
 
 
-def tile_width(F):
-    """Output channels per tile for F output channels (0: no tile fits)."""
-    return 32 if F % 32 == 0 else 24 if F % 24 == 0 else 0
+def tile_width(F, OW):
+    """Output channels per forward tile, FB, for F output channels on rows OW pixels wide
+    (0: no tile fits). The widest that divides F (32, then 24, then 16), unless a
+    narrower one's 4-pixel rows fit OW so much better that it computes >= 10% fewer
+    columns: 64 channels at 16 pixels take 4 x 16 (16 columns instead of 18; 90 against
+    86 GFLOP/s per core, measured), at 32 or 31 pixels 3 x 32 (33 columns)."""
+    fits = [FB for FB in (32, 24, 16) if F % FB == 0]
+    if not fits:
+        return 0
+    columns = lambda FB: -(-OW // tile_pixels(FB)) * tile_pixels(FB)
+    best = min(fits, key=columns)
+    return best if columns(best) * 1.1 <= columns(fits[0]) else fits[0]
 
 
 @njit(cache=True)
 def tile_pixels(FB):
-    """Output pixels per forward tile: 3 x 32 or 4 x 24 (microkernel.SHAPES)."""
+    """Output pixels per forward tile: 3 x 32, 4 x 24 or 4 x 16 (microkernel.SHAPES)."""
     return 3 if FB == 32 else 4
 
 
@@ -81,10 +94,11 @@ def pack_weights(W, FB):
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def conv_images(x, n0, n1, pad_top, pad_left, wpack, KH, KW, b, y, xp):
-    """y[n0:n1] = conv(x[n0:n1], W) + b. x (N, H, W, C); wpack from pack_weights;
-    b (F,) or an empty array for no bias; y (N, OH, OW, F); xp scratch (OH+KH-1, OW+KW-1, C),
-    zero outside the image area (its interior is overwritten here)."""
+def conv_images(x, n0, n1, pad_top, pad_left, wpack, KH, KW, b, relu, y, xp):
+    """y[n0:n1] = conv(x[n0:n1], W) + b, then max(y, 0) if relu. x (N, H, W, C); wpack
+    from pack_weights; b (F,) or an empty array for no bias; y (N, OH, OW, F); xp scratch
+    (OH+KH-1, OW+KW-1, C), zero outside the image area (its interior is overwritten here).
+    Bias and ReLU are applied to each image right after its tiles, while it is in cache."""
     N, H, Wd, C = x.shape
     OH, OW, F = y.shape[1], y.shape[2], y.shape[3]
     nfb, K, FB = wpack.shape
@@ -101,20 +115,28 @@ def conv_images(x, n0, n1, pad_top, pad_left, wpack, KH, KW, b, y, xp):
         xp[pad_top:pad_top + H, pad_left:pad_left + Wd, :] = x[n]
         for fb in range(nfb):
             for oh in range(OH):
+                kh0 = max(0, pad_top - oh)                 # taps kh < kh0 or >= kh1 would
+                kh1 = max(kh0, min(KH, pad_top + H - oh))  # read padding rows: skipped
+                ta, tb = aoffs[kh0 * KW:kh1 * KW], boffs[kh0 * KW:kh1 * KW]
                 for ow in range(0, OW, P):
                     ow0 = min(ow, OW - P)            # last tile shifted left (needs OW >= P)
                     abase = (oh * Wp + ow0) * C
                     obase = ((n * OH + oh) * OW + ow0) * F + fb * FB
                     if FB == 32:
-                        tile_3x32(xpf, abase, aoffs, C, 1, wf, fb * K * FB, boffs, FB, C,
+                        tile_3x32(xpf, abase, ta, C, 1, wf, fb * K * FB, tb, FB, C,
+                                  yf, obase, F, False)
+                    elif FB == 24:
+                        tile_4x24(xpf, abase, ta, C, 1, wf, fb * K * FB, tb, FB, C,
                                   yf, obase, F, False)
                     else:
-                        tile_4x24(xpf, abase, aoffs, C, 1, wf, fb * K * FB, boffs, FB, C,
+                        tile_4x16(xpf, abase, ta, C, 1, wf, fb * K * FB, tb, FB, C,
                                   yf, obase, F, False)
-        if b.size:
-            for oh in range(OH):
-                for ow in range(OW):
-                    y[n, oh, ow] += b
+        if b.size or relu:
+            yn = y[n].reshape(OH * OW, F)
+            for i in range(OH * OW):
+                for f in range(F):
+                    v = yn[i, f] + b[f] if b.size else yn[i, f]
+                    yn[i, f] = max(v, 0.0) if relu else v
     return y
 
 
@@ -135,11 +157,19 @@ def weight_grad_images(x, dy, n0, n1, pad_top, pad_left, KH, KW, dW, xp):
             for r in range(rows):
                 aoffs[r] = (oh0 + r) * Wp * C
                 boffs[r] = ((n * OH + oh0 + r) * OW) * F
-            for kh in range(KH):
-                for kw in range(KW):
+            for kh in range(KH):                   # rows r0..r1-1 read image rows for tap kh
+                r0 = max(0, pad_top - kh - oh0)
+                r1 = min(rows, pad_top + H - kh - oh0)
+                if r1 <= r0:
+                    continue
+                for kw in range(KW):               # pixels s..e-1 read image columns for kw
+                    s = max(0, pad_left - kw)
+                    e = min(OW, pad_left + Wd - kw)
+                    if e <= s:
+                        continue
                     for c0 in range(0, C, 4):
                         for f0 in range(0, F, 16):
-                            tile_4x16(xpf, (kh * Wp + kw) * C + c0, aoffs[:rows], 1, C,
-                                      dyf, f0, boffs[:rows], F, OW,
+                            tile_4x16(xpf, (kh * Wp + kw + s) * C + c0, aoffs[r0:r1], 1, C,
+                                      dyf, s * F + f0, boffs[r0:r1], F, e - s,
                                       dWf, ((kh * KW + kw) * C + c0) * F + f0, F, True)
     return dW

@@ -78,12 +78,14 @@ def parallel_blocks(nblocks, work, nthreads=None):
     return T
 
 
-MATMUL_BLOCKS = 8        # row blocks of a parallel_matmul (fewer when the product has fewer rows)
+MATMUL_BLOCKS = 8        # blocks of a parallel_matmul (fewer when the product is small)
+MIN_BLOCK_COLUMNS = 128  # a column block is at least this wide
 
 
 def parallel_matmul(a, b, out=None):
-    """out (M, F) = a (M, K) @ b (K, F), rows of out split over the cores, each block a
-    one-thread BLAS product (parallel_blocks).
+    """out (M, F) = a (M, K) @ b (K, F) on every core, each block a one-thread BLAS product
+    (parallel_blocks). The blocks split the larger operand, so that it is read once:
+    rows of a (and out) when a is the larger, else columns of b (and out).
 
     Why not let OpenBLAS use both cores itself: after a multi-threaded call its worker
     threads keep spinning for a while (OPENBLAS_THREAD_TIMEOUT, 2^28 cycles by default,
@@ -92,14 +94,21 @@ def parallel_matmul(a, b, out=None):
     training step 213 ms with two-thread OpenBLAS in its Dense layers, 162 ms with the
     spinning cut short (OPENBLAS_THREAD_TIMEOUT=4), the same as this function gives.
     """
-    M = a.shape[0]
+    M, F = a.shape[0], b.shape[1]
     if out is None:
-        out = np.empty((M, b.shape[1]), dtype=np.result_type(a, b))
-    nb = max(1, min(M, MATMUL_BLOCKS))
+        out = np.empty((M, F), dtype=np.result_type(a, b))
+    if a.size >= b.size:                                   # rows: a[r0:r1] @ b
+        nb = max(1, min(M, MATMUL_BLOCKS))
 
-    def block(i, t):
-        r0, r1 = i * M // nb, (i + 1) * M // nb
-        np.matmul(a[r0:r1], b, out=out[r0:r1])
+        def block(i, t):
+            r0, r1 = i * M // nb, (i + 1) * M // nb
+            np.matmul(a[r0:r1], b, out=out[r0:r1])
+    else:                                                  # columns: a @ b[:, c0:c1]
+        nb = max(1, min(MATMUL_BLOCKS, F // MIN_BLOCK_COLUMNS))
+
+        def block(i, t):
+            c0, c1 = i * F // nb, (i + 1) * F // nb
+            out[:, c0:c1] = a @ b[:, c0:c1]                # (M, c1 - c0), then copied in
 
     parallel_blocks(nb, block)
     return out

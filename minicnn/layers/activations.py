@@ -39,6 +39,13 @@ class ReLU(_Elementwise):
     def forward(self, x, training=False):
         return self._forward(x, relu_forward)
 
+    def forward_fused(self, y):
+        """The previous layer already returned y = max(x, 0) (Conv2D.forward(relu=True)):
+        keep y for backward, where [y > 0] == [x > 0], and pass it on unchanged."""
+        self.check_input(y)
+        self.x = y
+        return y
+
     def backward(self, dy):
         return self._backward(dy, relu_backward)
 

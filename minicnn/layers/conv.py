@@ -51,7 +51,7 @@ OpenBLAS on a 2-core Zen 3; benchmarks/bench_layers.py times every conv):
 
 * Thin layers: float32, stride 1, maps >= MIN_DIRECT_WIDTH (12) wide, and at
   most MAX_DIRECT_CHANNELS (64) output channels in the product (F forward, C
-  for dx), a multiple of 32 or 24 -> the direct convolution (conv_direct.py):
+  for dx), a multiple of 16 -> the direct convolution (conv_direct.py):
   register-blocked numba tiles, no im2col at all. Per core (CPU time, batch
   128, benchmarks/bench_direct.py; results/direct_vs_blas.txt), direct over
   the path taken otherwise: 32->32 @32x32 1.25x forward / 1.24x dW / 1.25x dx,
@@ -180,7 +180,7 @@ class Conv2D(Layer):
     def use_direct(self, dtype, width, out_channels, weight_grad=False):
         """The rule for the direct path (conv_direct.py's docstring says why): float32,
         stride 1, SLP vectorizer on, maps >= MIN_DIRECT_WIDTH wide, and the product's output
-        channels (F forward, C for dx) <= MAX_DIRECT_CHANNELS and a multiple of 32 or 24;
+        channels (F forward, C for dx) <= MAX_DIRECT_CHANNELS and a multiple of 16;
         for dW, C % 4 == 0 and F % 16 == 0 (both <= MAX_DIRECT_CHANNELS)."""
         if not (self.allow_direct and dtype == np.float32 and self.stride == 1
                 and width >= MIN_DIRECT_WIDTH and slp_vectorizer_on()):
@@ -188,12 +188,14 @@ class Conv2D(Layer):
         if weight_grad:
             return (self.C % 4 == 0 and self.F % 16 == 0
                     and max(self.C, self.F) <= MAX_DIRECT_CHANNELS)
-        return out_channels <= MAX_DIRECT_CHANNELS and tile_width(out_channels) > 0
+        return out_channels <= MAX_DIRECT_CHANNELS and tile_width(out_channels, width) > 0
 
     def rows_for(self, itemsize):
         return lambda M, K: self.block_rows(M, K, itemsize)
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, relu=False):
+        """y (N, OH, OW, F); relu=True returns max(y, 0) instead, applied block by block
+        while the output is in cache (Sequential fuses Conv2D + ReLU this way)."""
         self.check_input(x, ndim=4, channels=self.C)
         self.check_dtype(x)
         x = np.ascontiguousarray(x)
@@ -202,12 +204,13 @@ class Conv2D(Layer):
         if self.use_direct(x.dtype, OW, self.F):
             self.x = x
             return direct_forward(x, self.params["W"], self.params["b"] if self.use_bias else None,
-                                  pt, pl, OH, OW)
+                                  pt, pl, OH, OW, relu)
         if self.use_taps(H, W, OH, OW, pt, pl, self.stride):
             b = self.params["b"] if self.use_bias else None
             self.x = x
-            return taps_forward(x, self.params["W"], b, self.stride, pt, pl, OH, OW,
-                                self.rows_for(x.itemsize))
+            y = taps_forward(x, self.params["W"], b, self.stride, pt, pl, OH, OW,
+                             self.rows_for(x.itemsize))
+            return np.maximum(y, 0, out=y) if relu else y
         M, K, F = N * OH * OW, self.KH * self.KW * C, self.F
         Wmat = self.params["W"].reshape(K, F)
         b = self.params["b"] if self.use_bias else None
@@ -223,6 +226,8 @@ class Conv2D(Layer):
             np.matmul(cols, Wmat, out=y2[r0:r1])                          # (R, F)
             if b is not None:
                 y2[r0:r1] += b
+            if relu:
+                np.maximum(y2[r0:r1], 0, out=y2[r0:r1])
 
         parallel_blocks(-(-M // R), block)
         self.x = x

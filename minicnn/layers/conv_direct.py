@@ -13,8 +13,8 @@ When it runs (Conv2D.use_direct, the rule):
   * maps at least MIN_DIRECT_WIDTH = 12 pixels wide: on 7x7 and 3x3 maps the
     tap-class path (conv_taps.py) skips the padding taps, and a 3-pixel tile
     would compute 9 of 7 columns;
-  * forward / dx: the product's output channels a multiple of 32 or 24 (F for
-    the forward pass, C for dx) and at most MAX_DIRECT_CHANNELS = 64 of them;
+  * forward / dx: the product's output channels a multiple of 16 (F for the
+    forward pass, C for dx) and at most MAX_DIRECT_CHANNELS = 64 of them;
     wider layers keep OpenBLAS, which is as fast there (benchmarks/bench_direct.py);
   * dW: C a multiple of 4 and F a multiple of 16, same width limits.
 """
@@ -27,14 +27,14 @@ from ..kernels.parallel import num_threads, parallel_blocks
 IMAGES_PER_BLOCK = 2     # images per block handed to a core
 
 
-def direct_forward(x, Wt, b, pad_top, pad_left, OH, OW):
-    """y (N, OH, OW, F) = conv(x, Wt) + b, stride 1; x (N, H, W, C), Wt (KH, KW, C, F),
-    b (F,) or None. Wt's F must be a multiple of 32 or 24 (tile_width)."""
+def direct_forward(x, Wt, b, pad_top, pad_left, OH, OW, relu=False):
+    """y (N, OH, OW, F) = conv(x, Wt) + b, then max(y, 0) if relu; stride 1.
+    x (N, H, W, C), Wt (KH, KW, C, F) with F a multiple of 16 (tile_width), b (F,) or None."""
     N, H, W, C = x.shape
     KH, KW, _, F = Wt.shape
-    FB = tile_width(F)
+    FB = tile_width(F, OW)
     if FB == 0 or OW < tile_pixels(FB):
-        raise ValueError(f"direct convolution needs F a multiple of 32 or 24 and OW >= "
+        raise ValueError(f"direct convolution needs F a multiple of 16 and OW >= "
                          f"{tile_pixels(FB or 32)}; got F = {F}, OW = {OW}")
     wpack = pack_weights(Wt, FB)                            # (F/FB, KH*KW*C, FB)
     bias = np.zeros(0, x.dtype) if b is None else b
@@ -44,7 +44,7 @@ def direct_forward(x, Wt, b, pad_top, pad_left, OH, OW):
     def block(i, t):
         n0 = i * IMAGES_PER_BLOCK
         conv_images(x, n0, min(N, n0 + IMAGES_PER_BLOCK), pad_top, pad_left, wpack, KH, KW,
-                    bias, y, xps[t])
+                    bias, relu, y, xps[t])
 
     parallel_blocks(-(-N // IMAGES_PER_BLOCK), block)
     return y

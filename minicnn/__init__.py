@@ -29,6 +29,12 @@ if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
 if "NUMBA_SLP_VECTORIZE" not in os.environ and "numba" not in __import__("sys").modules:
     os.environ["NUMBA_SLP_VECTORIZE"] = "1"
 
+# Freed activations and gradients stay in the process for the next step instead of
+# going back to the OS and page-faulting in again (heap.py; MINICNN_KEEP_HEAP=0: off).
+from .heap import keep_freed_memory
+
+keep_freed_memory()
+
 from .layers import (Layer, Conv2D, ReLU, LeakyReLU, GELU, MaxPool2D, AvgPool2D,
                      GlobalAvgPool2D, GlobalMaxPool2D, Dense, Flatten, BatchNorm1D,
                      BatchNorm2D, Dropout)

@@ -55,14 +55,16 @@ class Sequential:
             layer = layers[i]
             fuse = (type(layer) is Conv2D and i + 1 < len(layers)
                     and type(layers[i + 1]) is ReLU)
-            x = layer.forward(x, training, relu=True) if fuse else layer.forward(x, training)
             if fuse:
-                i += 1
-                x = layers[i].forward_fused(x)
+                x = layers[i + 1].forward_fused(layer.forward(x, training, relu=True))
                 if release:
                     layer.release()
+                    layers[i + 1].release()
+                i += 2
+                continue
+            x = layer.forward(x, training)
             if release:
-                layers[i].release()
+                layer.release()
             i += 1
         return x
 

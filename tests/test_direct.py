@@ -204,3 +204,84 @@ def test_sequential_fuses_conv_and_relu():
     for (name, _, g1), (_, _, g2) in zip(fused.named_parameters(), plain.named_parameters()):
         np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-6, err_msg=name)
     np.testing.assert_allclose(fused.predict(x, batch_size=3), h, rtol=1e-6, atol=1e-6)
+
+
+# ---- Winograd F(2x2, 3x3) (kernels/winograd.py, layers/conv_winograd.py) -------------
+from minicnn.kernels.winograd import G, weight_transform, winograd_reference  # noqa: E402
+from minicnn.layers.conv_winograd import winograd_forward  # noqa: E402
+
+
+def test_weight_transform_is_G_g_Gt():
+    W = np.random.default_rng(0).standard_normal((3, 3, 5, 7))
+    want = np.einsum("ai,ijcf,bj->abcf", G, W, G).reshape(16, 5, 7)
+    np.testing.assert_allclose(weight_transform(W), want, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("N,H,W,C,F,pt,pl,pb,pr", [
+    (2, 7, 7, 8, 32, 1, 1, 1, 1), (3, 6, 5, 4, 64, 1, 1, 1, 1), (1, 8, 9, 3, 32, 0, 0, 0, 0),
+    (2, 5, 6, 16, 96, 2, 1, 0, 1), (4, 3, 3, 2, 32, 1, 1, 1, 1), (1, 15, 15, 64, 32, 1, 1, 1, 1)])
+@pytest.mark.parametrize("bias,relu", [(False, False), (True, False), (True, True)])
+def test_winograd_matches_direct_sum_and_twin(N, H, W, C, F, pt, pl, pb, pr, bias, relu):
+    rng = np.random.default_rng(N + H + W + C + F)
+    x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    Wt = rng.standard_normal((3, 3, C, F)).astype(np.float32)
+    b = rng.standard_normal(F).astype(np.float32) if bias else None
+    OH, OW = H + pt + pb - 2, W + pl + pr - 2
+    y = winograd_forward(x, Wt, b, pt, pl, OH, OW, relu)
+    ref = conv_reference(x.astype(np.float64), Wt.astype(np.float64), pt, pl, OH, OW)
+    if bias:
+        ref = ref + b
+    twin = winograd_reference(x.astype(np.float64), Wt.astype(np.float64), b, pt, pl, OH, OW)
+    np.testing.assert_allclose(twin, ref, rtol=1e-10, atol=1e-10)        # the algorithm is exact
+    if relu:
+        ref = np.maximum(ref, 0)
+    assert y.shape == (N, OH, OW, F) and y.dtype == np.float32
+    assert rel_err(y, ref) < 2e-6                                         # float32 rounding
+
+
+def test_winograd_refuses_what_it_cannot_do():
+    x = np.zeros((1, 6, 6, 4), np.float32)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        winograd_forward(x, np.zeros((3, 3, 4, 48), np.float32), None, 1, 1, 6, 6)
+
+
+@pytest.mark.parametrize("C,F,H", [(64, 128, 8), (128, 64, 7), (128, 128, 6)])
+def test_conv2d_winograd_path_matches_other_path(C, F, H):
+    rng = np.random.default_rng(C + F + H)
+    x = rng.standard_normal((3, H, H, C)).astype(np.float32)
+    results = []
+    for allow in (True, False):
+        layer = Conv2D(C, F, 3, rng=1)
+        layer.allow_winograd = allow
+        y = layer.forward(x, training=True)
+        dy = np.random.default_rng(7).standard_normal(y.shape).astype(np.float32)
+        results.append((y, layer.backward(dy), layer.grads["W"].copy()))
+    for got, want in zip(*results):
+        assert rel_err(got, want) < 2e-6
+
+
+def test_winograd_rule(monkeypatch):
+    wide = Conv2D(64, 256, 3, rng=0)
+    assert wide.use_winograd(np.float32, 15, 256) and wide.use_winograd(np.float32, 15, 64)
+    assert not wide.use_winograd(np.float32, 3, 256)                      # 3x3 maps
+    assert not wide.use_winograd(np.float64, 15, 256)                     # gradient checks
+    assert not Conv2D(64, 64, 3, rng=0).use_winograd(np.float32, 15, 64)  # thin: direct tiles
+    assert not Conv2D(32, 256, 3, rng=0).use_winograd(np.float32, 15, 256)
+    assert not Conv2D(64, 256, 5, rng=0).use_winograd(np.float32, 15, 256)
+    assert not Conv2D(64, 256, 3, stride=2, rng=0).use_winograd(np.float32, 15, 256)
+    monkeypatch.setattr(conv_module, "slp_vectorizer_on", lambda: False)
+    assert not wide.use_winograd(np.float32, 15, 256)
+
+
+def test_winograd_leaves_no_blas_threads_spinning():
+    """The transform must not call two-thread BLAS (its threads would spin and slow what
+    follows): CPU time while idle right after a Winograd layer stays near zero."""
+    import time
+    layer = Conv2D(256, 256, 3, rng=0)     # big enough for OpenBLAS to use 2 threads
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 256)).astype(np.float32)
+    layer.forward(x)                       # compile, and the weights' first use
+    time.sleep(0.3)                        # let BLAS threads woken by earlier tests settle
+    layer.forward(x)
+    c0 = time.process_time()
+    time.sleep(0.2)
+    assert time.process_time() - c0 < 0.05

@@ -1,0 +1,63 @@
+"""The measurement behind Conv2D's Winograd rule: F(2x2, 3x3) against the path taken otherwise.
+
+    python benchmarks/bench_winograd.py [--batch 128] [--reps 5]
+
+For 3x3 shapes of the bundled nets (and a few around them), times the forward pass and
+dx of Conv2D(C, F, 3) with the Winograd path allowed and forbidden, interleaved, median
+of --reps after a warm-up, wall clock on all threads (the rule is about 2 threads: the
+first blocking tried won on one core and lost on two). Prints ms and the speed-up
+(> 1: Winograd is faster). The shapes run whatever the rule says.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import minicnn  # noqa: E402,F401  (sets NUMBA_SLP_VECTORIZE before numba loads)
+from minicnn.layers import Conv2D  # noqa: E402
+import minicnn.layers.conv as conv_module  # noqa: E402
+
+# (C, F, H): airbench94's wide convs and dx products, the simple net's 64->64, and 128->128
+SHAPES = [(64, 256, 15), (256, 64, 15), (256, 256, 7), (128, 128, 8), (64, 64, 15),
+          (64, 64, 16), (256, 256, 3)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    rule = conv_module.Conv2D.use_winograd
+    print(f"# batch {args.batch}, wall ms (median of {args.reps}), threads "
+          f"{minicnn.kernels.parallel.num_threads()}")
+    print(f"{'C->F @HxW':16s} {'op':4s} {'winograd':>9s} {'other':>9s} {'speed-up':>9s}")
+    for C, F, H in SHAPES:
+        layer = Conv2D(C, F, 3, padding="same", bias=False, rng=0)
+        layer.frozen = {"W"}                                   # backward = dx only
+        x = rng.standard_normal((args.batch, H, H, C)).astype(np.float32)
+        dy = rng.standard_normal((args.batch, H, H, F)).astype(np.float32)
+        forced = lambda self, dtype, width, out: out % 32 == 0 and self.allow_winograd
+        for op in ("fwd", "dx"):
+            times = {True: [], False: []}
+            for rep in range(args.reps + 1):
+                for allow in (True, False):
+                    layer.allow_winograd = allow
+                    conv_module.Conv2D.use_winograd = forced if allow else rule
+                    if op == "dx":
+                        layer.forward(x, True)
+                    t = time.perf_counter()
+                    layer.forward(x, True) if op == "fwd" else layer.backward(dy)
+                    if rep:
+                        times[allow].append(time.perf_counter() - t)
+            conv_module.Conv2D.use_winograd = rule
+            w, o = np.median(times[True]), np.median(times[False])
+            print(f"{C:>4d}->{F:<4d} @{H:>2d}x{H:<2d} {op:4s} {w * 1e3:9.1f} {o * 1e3:9.1f} "
+                  f"{o / w:9.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,11 @@ or, when the stride is 1, dx is itself a convolution: dy, padded by
 Same FLOPs; which is faster depends on the shape of the products (below).
 
 Which path runs, and how the work is cut (rates per core with one-thread
-OpenBLAS on a 2-core Zen 3; benchmarks/bench_layers.py times every conv):
+OpenBLAS on a 2-core Zen 3; benchmarks/bench_layers.py times every conv). Tried
+in this order, the first whose rule holds: Winograd (wide 3x3 layers,
+conv_winograd.py), direct tiles (thin layers, conv_direct.py), tap classes
+(small maps, conv_taps.py), and the im2col blocks below, which run everything
+else, float64 included (gradient checks), and are the readable baseline:
 
 * Rows: blocks of R = max(1 MB / (K * itemsize), 512) rows of im2col (K = 12:
   21845 rows, K = 288: 910, K >= 512: 512; max_chunk_bytes caps R). Each core

@@ -53,8 +53,8 @@ class Sequential:
         layers, i = self.layers, 0
         while i < len(layers):
             layer = layers[i]
-            fuse = (type(layer) is Conv2D and i + 1 < len(layers)
-                    and type(layers[i + 1]) is ReLU)
+            fuse = (type(layer) is Conv2D and i + 1 < len(layers)   # exact types: a subclass
+                    and type(layers[i + 1]) is ReLU)                 # may change forward
             if fuse:
                 x = layers[i + 1].forward_fused(layer.forward(x, training, relu=True))
                 if release:

@@ -113,21 +113,90 @@ def test_direct_weight_grad_matches_reference(case):
     np.testing.assert_array_equal(dW, direct_weight_grad(x, dy, KH, KW, pt, pl, groups=4))
 
 
-@pytest.mark.parametrize("C,F,H,padding", [(32, 32, 14, "same"), (24, 64, 13, "same"),
-                                           (64, 48, 12, 1), (8, 32, 16, "valid")])
-def test_conv2d_direct_path_matches_im2col_path(C, F, H, padding):
-    """The whole layer, forward and backward, with and without the direct path."""
+def spy(monkeypatch, name):
+    """Record the calls Conv2D makes to conv_module.<name> (the fast paths)."""
+    calls, real = [], getattr(conv_module, name)
+    monkeypatch.setattr(conv_module, name, lambda *a, **k: calls.append(name) or real(*a, **k))
+    return calls
+
+
+def forward_backward(C, F, H, padding, x, batch_seed=7, **switches):
+    layer = Conv2D(C, F, 3, padding=padding, rng=1)
+    for key, value in switches.items():
+        setattr(layer, key, value)
+    y = layer.forward(x, training=True)
+    dy = np.random.default_rng(batch_seed).standard_normal(y.shape).astype(np.float32)
+    return y, layer.backward(dy), layer.grads["W"].copy(), layer.grads["b"].copy()
+
+
+@pytest.mark.parametrize("C,F,H,padding,N", [(32, 32, 14, "same", 3), (24, 64, 13, "same", 3),
+                                             (64, 48, 12, 1, 3), (8, 32, 16, "valid", 3),
+                                             (32, 24, 12, "same", 1), (16, 48, 12, "same", 2)])
+def test_conv2d_direct_path_matches_im2col_path(monkeypatch, C, F, H, padding, N):
+    """The whole layer, forward and backward, with the direct path (forward, dW and, when
+    C allows, dx: checked by spies) and with the im2col paths only."""
     rng = np.random.default_rng(C + F + H)
-    x = rng.standard_normal((3, H, H, C)).astype(np.float32)
+    x = rng.standard_normal((N, H, H, C)).astype(np.float32)
+    fwd, dW = spy(monkeypatch, "direct_forward"), spy(monkeypatch, "direct_weight_grad")
+    fast = forward_backward(C, F, H, padding, x, allow_winograd=False)
+    assert len(fwd) >= 1
+    assert dW == (["direct_weight_grad"] if C % 4 == 0 and F % 16 == 0 else [])
+    assert len(fwd) == 2 if C % 16 == 0 or C % 24 == 0 else len(fwd) == 1   # dx direct too
+    plain = forward_backward(C, F, H, padding, x, allow_winograd=False, allow_direct=False)
+    for got, want in zip(fast, plain):
+        assert rel_err(got, want) < 1e-5
+
+
+@pytest.mark.parametrize("C,F,k,padding", [(32, 32, 1, 1), (32, 32, 3, 3), (128, 128, 3, 3)])
+def test_padding_wider_than_the_kernel_keeps_dx_off_the_fast_paths(C, F, k, padding):
+    """dx of a stride-1 conv is the flipped kernel over dy padded by k-1-p: negative when
+    p > k-1, which the direct and Winograd kernels cannot do; the layer must still work."""
+    x = np.random.default_rng(0).standard_normal((2, 12, 12, C)).astype(np.float32)
     results = []
     for allow in (True, False):
-        layer = Conv2D(C, F, 3, padding=padding, rng=1)
-        layer.allow_direct = allow
+        layer = Conv2D(C, F, k, padding=padding, rng=1)
+        layer.allow_direct = layer.allow_winograd = allow
         y = layer.forward(x, training=True)
-        dy = np.random.default_rng(7).standard_normal(y.shape).astype(np.float32)
-        results.append((y, layer.backward(dy), layer.grads["W"].copy(), layer.grads["b"].copy()))
+        dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+        results.append((y, layer.backward(dy)))
     for got, want in zip(*results):
         assert rel_err(got, want) < 1e-5
+
+
+@pytest.mark.parametrize("frozen,skip", [({"W"}, False), ({"b"}, True)])
+def test_direct_path_with_frozen_params_and_skipped_input_grad(frozen, skip):
+    x = np.random.default_rng(0).standard_normal((2, 12, 12, 32)).astype(np.float32)
+    outs = []
+    for allow in (True, False):
+        layer = Conv2D(32, 32, 3, rng=1)
+        layer.allow_direct, layer.frozen, layer.skip_input_grad = allow, set(frozen), skip
+        y = layer.forward(x, training=True)
+        dx = layer.backward(np.ones_like(y))
+        outs.append((y, dx, layer.grads["W"].copy(), layer.grads["b"].copy()))
+    assert (outs[0][1] is None) == skip
+    for got, want in zip(outs[0], outs[1]):
+        if got is not None:
+            assert rel_err(got, want) < 1e-5
+
+
+def test_direct_functions_refuse_shapes_they_cannot_do():
+    x = np.zeros((1, 6, 6, 3), np.float32)
+    with pytest.raises(ValueError, match="C a multiple of 4"):
+        direct_weight_grad(x, np.zeros((1, 6, 6, 16), np.float32), 3, 3, 1, 1, groups=1)
+    with pytest.raises(ValueError, match="must agree on C"):
+        direct_forward(x, np.zeros((3, 3, 4, 32), np.float32), None, 1, 1, 6, 6)
+    with pytest.raises(TypeError, match="float32 only"):
+        direct_forward(x.astype(np.float64), np.zeros((3, 3, 3, 32)), None, 1, 1, 6, 6)
+    with pytest.raises(ValueError, match="padding must be >= 0"):
+        direct_forward(x, np.zeros((3, 3, 3, 32), np.float32), None, -1, 1, 6, 6)
+
+
+def test_numba_imported_first_is_a_warning_not_a_silent_slowdown():
+    code = "import numba, warnings; warnings.simplefilter('always'); import minicnn"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={k: v for k, v in __import__("os").environ.items()
+                              if k != "NUMBA_SLP_VECTORIZE"})
+    assert out.returncode == 0 and "NUMBA_SLP_VECTORIZE" in out.stderr
 
 
 def test_direct_rule():
@@ -180,7 +249,7 @@ def test_sequential_fuses_conv_and_relu():
     as the layers run one by one."""
     from minicnn import Sequential
     from minicnn.layers import Dense, Flatten, MaxPool2D, ReLU
-    from minicnn.losses import softmax_cross_entropy
+    from minicnn.losses import softmax_cross_entropy  # noqa: F811
 
     def net():
         return Sequential([Conv2D(3, 16, 3, rng=0), ReLU(), Conv2D(16, 16, 3, rng=1), ReLU(),
@@ -191,7 +260,14 @@ def test_sequential_fuses_conv_and_relu():
     x = rng.standard_normal((4, 12, 12, 3)).astype(np.float32)   # 12 wide: the direct path
     labels = np.array([0, 1, 2, 3])
     fused, plain = net(), net()
-    logits = fused.forward(x, training=True)
+    calls = []
+    real = ReLU.forward_fused
+    ReLU.forward_fused = lambda self, y: calls.append(y.shape) or real(self, y)
+    try:
+        logits = fused.forward(x, training=True)
+    finally:
+        ReLU.forward_fused = real
+    assert len(calls) == 3                          # every Conv2D + ReLU pair was fused
     fused.backward(softmax_cross_entropy(logits, labels)[1])
     h = x
     for layer in plain.layers:                      # one by one: no fusion
@@ -246,17 +322,15 @@ def test_winograd_refuses_what_it_cannot_do():
 
 
 @pytest.mark.parametrize("C,F,H", [(64, 128, 8), (128, 64, 7), (128, 128, 6)])
-def test_conv2d_winograd_path_matches_other_path(C, F, H):
+def test_conv2d_winograd_path_matches_other_path(monkeypatch, C, F, H):
+    """Forward and dx by Winograd (checked by a spy) against the im2col paths only."""
     rng = np.random.default_rng(C + F + H)
     x = rng.standard_normal((3, H, H, C)).astype(np.float32)
-    results = []
-    for allow in (True, False):
-        layer = Conv2D(C, F, 3, rng=1)
-        layer.allow_winograd = allow
-        y = layer.forward(x, training=True)
-        dy = np.random.default_rng(7).standard_normal(y.shape).astype(np.float32)
-        results.append((y, layer.backward(dy), layer.grads["W"].copy()))
-    for got, want in zip(*results):
+    calls = spy(monkeypatch, "winograd_forward")
+    fast = forward_backward(C, F, H, "same", x)
+    assert calls == ["winograd_forward"] * 2                         # forward and dx
+    plain = forward_backward(C, F, H, "same", x, allow_winograd=False, allow_direct=False)
+    for got, want in zip(fast, plain):
         assert rel_err(got, want) < 2e-6
 
 

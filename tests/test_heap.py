@@ -1,5 +1,6 @@
 """minicnn.heap: glibc keeps freed memory for reuse (fewer page faults), unless switched off."""
 import os
+import platform
 import subprocess
 import sys
 
@@ -21,14 +22,17 @@ def probe(**env):
     return applied == "True", int(faults)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc malloc settings")
 def test_freed_memory_is_reused_without_page_faults():
     applied, faults = probe()
     assert applied
     assert faults < 100                  # a 64 MB array has 16,384 pages of 4 KiB
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+@pytest.mark.skipif(not GLIBC, reason="glibc malloc settings")
 def test_heap_setting_can_be_switched_off_and_user_settings_win():
     applied, faults = probe(MINICNN_KEEP_HEAP="0")
     assert not applied and faults > 100     # fresh pages (fewer than 16,384 with huge pages)

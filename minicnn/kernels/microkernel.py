@@ -17,9 +17,10 @@ taps = image rows, k = pixels along the row).
 Why it is fast: the P*FB accumulators are plain local variables, so they live
 in registers for the whole sum. Every step loads FB values of b (FB/8 AVX2
 vectors), P single values of a (each broadcast to a vector) and does P*FB
-multiply-adds (P*FB/8 vector FMAs). With P*FB/8 = 12 accumulator vectors, the
-sixteen AVX2 registers hold the tile, the b vectors and a broadcast; the two
-FMA units stay busy: 85-95 GFLOP/s per core on the bundled nets' shapes,
+multiply-adds (P*FB/8 vector FMAs). With P*FB/8 = 12 accumulator vectors in
+twelve of the sixteen AVX2 registers, the rest hold a broadcast and b vectors
+(those that do not fit are read by the FMAs straight from L1); the two FMA
+units stay busy: 85-95 GFLOP/s per core on the bundled nets' shapes,
 where OpenBLAS reaches 55-65 on the same products when one side is only 32
 wide.
 
@@ -43,8 +44,9 @@ import sys
 from pathlib import Path
 
 # (P, FB) of each tile in tiles.py: 3 pixels x 32 channels (12 vectors) for the
-# forward pass and dx; 4 x 24 (12 vectors) when the channels are a multiple of
-# 24 only; 4 input channels x 16 output channels (8 vectors) for dW, whose
+# forward pass and dx (and Winograd's products); 4 x 24 (12 vectors) when the
+# channels are a multiple of 24 only; 4 x 16 for forward rows that 4 divides
+# better (direct.tile_width), and as 4 input x 16 output channels for dW, whose
 # per-step loads come from L2 and favour the smaller tile (measured: 4x16 78,
 # 2x32 73, 8x8 69, 4x32 34 GFLOP/s per core on 32->32 @32x32).
 SHAPES = ((3, 32), (4, 24), (4, 16))

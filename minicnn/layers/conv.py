@@ -55,7 +55,7 @@ else, float64 included (gradient checks), and are the readable baseline:
 
 * Thin layers: float32, stride 1, maps >= MIN_DIRECT_WIDTH (12) wide, and at
   most MAX_DIRECT_CHANNELS (64) output channels in the product (F forward, C
-  for dx), a multiple of 16 -> the direct convolution (conv_direct.py):
+  for dx), a multiple of 16 or 24 -> the direct convolution (conv_direct.py):
   register-blocked numba tiles, no im2col at all. Per core (CPU time, batch
   128, benchmarks/bench_direct.py; results/direct_vs_blas.txt), direct over
   the path taken otherwise: 32->32 @32x32 1.25x forward / 1.24x dW / 1.25x dx,
@@ -208,7 +208,8 @@ class Conv2D(Layer):
     def use_direct(self, dtype, width, out_channels, weight_grad=False):
         """The rule for the direct path (conv_direct.py's docstring says why): float32,
         stride 1, SLP vectorizer on, maps >= MIN_DIRECT_WIDTH wide, and the product's output
-        channels (F forward, C for dx) <= MAX_DIRECT_CHANNELS and a multiple of 16;
+        channels (F forward, C for dx) <= MAX_DIRECT_CHANNELS and a multiple of 16 or 24
+        (tile_width);
         for dW, C % 4 == 0 and F % 16 == 0 (both <= MAX_DIRECT_CHANNELS)."""
         if not (self.allow_direct and dtype == np.float32 and self.stride == 1
                 and width >= MIN_DIRECT_WIDTH and slp_vectorizer_on()):
@@ -316,22 +317,33 @@ class Conv2D(Layer):
             return None
         return self.input_grad(dy, x.shape, OH, OW, pt, pl)
 
+    def dx_fast_path(self, dtype, x_shape, pt, pl):
+        """"winograd", "direct" or None: the fast path for dx as the flipped-kernel
+        convolution of dy, padded by (KH-1-pt, KW-1-pl). Those paths need that padding to be
+        >= 0, i.e. padding <= kernel size - 1 (larger paddings keep the im2col paths)."""
+        if self.stride != 1 or self.KH - 1 - pt < 0 or self.KW - 1 - pl < 0:
+            return None
+        if self.use_winograd(dtype, x_shape[2], self.C):
+            return "winograd"
+        return "direct" if self.use_direct(dtype, x_shape[2], self.C) else None
+
     def input_grad(self, dy, x_shape, OH, OW, pt, pl):
         """dx (N, H, W, C) from dy (N, OH, OW, F), by the cheaper path (module docstring)."""
-        if self.stride == 1 and (self.F <= self.C or self.use_winograd(dy.dtype, x_shape[2], self.C)
-                                 or self.use_direct(dy.dtype, x_shape[2], self.C)):
-            return self._dx_flipped_conv(dy, x_shape, pt, pl)
+        fast = self.dx_fast_path(dy.dtype, x_shape, pt, pl)
+        if self.stride == 1 and (self.F <= self.C or fast):
+            return self._dx_flipped_conv(dy, x_shape, pt, pl, fast)
         return self._dx_col2im(dy, x_shape, OH, OW, pt, pl)
 
-    def _dx_flipped_conv(self, dy, x_shape, pt, pl):
-        """dx = im2col(dy) @ Wflip, in blocks of rows of dx (stride 1 only)."""
+    def _dx_flipped_conv(self, dy, x_shape, pt, pl, fast=None):
+        """dx = conv(dy padded by (KH-1-pt, KW-1-pl), Wflip): by the fast path ``fast``
+        ("winograd", "direct") or im2col(dy) @ Wflip in blocks of rows of dx (stride 1 only)."""
         N, H, W, C = x_shape
         KH, KW, F = self.KH, self.KW, self.F
         Wflip = np.ascontiguousarray(self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
         OH, OW = dy.shape[1:3]
-        if self.use_winograd(dy.dtype, W, C):
+        if fast == "winograd":
             return winograd_forward(dy, Wflip, None, KH - 1 - pt, KW - 1 - pl, H, W)
-        if self.use_direct(dy.dtype, W, C):
+        if fast == "direct":
             return direct_forward(dy, Wflip, None, KH - 1 - pt, KW - 1 - pl, H, W)
         if self.use_taps(OH, OW, H, W, KH - 1 - pt, KW - 1 - pl, 1):
             return taps_forward(dy, Wflip, None, 1, KH - 1 - pt, KW - 1 - pl, H, W,

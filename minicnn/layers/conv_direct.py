@@ -1,4 +1,4 @@
-"""Conv2D's third path: direct convolution with register-blocked tiles (stride 1, float32).
+"""Conv2D's direct path: convolution with register-blocked tiles (stride 1, float32).
 
 Same maths as the im2col path (conv.py), without the im2col matrix: see
 kernels/direct.py for the loops and kernels/microkernel.py for why they are
@@ -13,8 +13,8 @@ When it runs (Conv2D.use_direct, the rule):
   * maps at least MIN_DIRECT_WIDTH = 12 pixels wide: on 7x7 and 3x3 maps the
     tap-class path (conv_taps.py) skips the padding taps, and a 3-pixel tile
     would compute 9 of 7 columns;
-  * forward / dx: the product's output channels a multiple of 16 (F for the
-    forward pass, C for dx) and at most MAX_DIRECT_CHANNELS = 64 of them;
+  * forward / dx: the product's output channels a multiple of 16 or 24 (F for
+    the forward pass, C for dx; tile_width) and at most MAX_DIRECT_CHANNELS = 64;
     wider layers keep OpenBLAS, which is as fast there (benchmarks/bench_direct.py);
   * dW: C a multiple of 4 and F a multiple of 16, same width limits.
 """
@@ -27,14 +27,26 @@ from ..kernels.parallel import num_threads, parallel_blocks
 IMAGES_PER_BLOCK = 2     # images per block handed to a core
 
 
+def check_inputs(what, x, Wt, pad_top, pad_left):
+    """The kernels run without bounds checks: refuse what they cannot do, clearly."""
+    if x.dtype != np.float32 or Wt.dtype != np.float32:
+        raise TypeError(f"{what} is float32 only; got x {x.dtype}, weights {Wt.dtype}")
+    if x.ndim != 4 or Wt.ndim != 4 or x.shape[3] != Wt.shape[2]:
+        raise ValueError(f"{what}: x (N, H, W, C) and weights (KH, KW, C, F) must agree on C; "
+                         f"got x {x.shape}, weights {Wt.shape}")
+    if pad_top < 0 or pad_left < 0:
+        raise ValueError(f"{what}: padding must be >= 0; got top {pad_top}, left {pad_left}")
+
+
 def direct_forward(x, Wt, b, pad_top, pad_left, OH, OW, relu=False):
     """y (N, OH, OW, F) = conv(x, Wt) + b, then max(y, 0) if relu; stride 1.
-    x (N, H, W, C), Wt (KH, KW, C, F) with F a multiple of 16 (tile_width), b (F,) or None."""
+    x (N, H, W, C), Wt (KH, KW, C, F) with F a multiple of 16 or 24 (tile_width), b (F,) or None."""
     N, H, W, C = x.shape
     KH, KW, _, F = Wt.shape
+    check_inputs("direct convolution", x, Wt, pad_top, pad_left)
     FB = tile_width(F, OW)
     if FB == 0 or OW < tile_pixels(FB):
-        raise ValueError(f"direct convolution needs F a multiple of 16 and OW >= "
+        raise ValueError(f"direct convolution needs F a multiple of 16 or 24 and OW >= "
                          f"{tile_pixels(FB or 32)}; got F = {F}, OW = {OW}")
     wpack = pack_weights(Wt, FB)                            # (F/FB, KH*KW*C, FB)
     bias = np.zeros(0, x.dtype) if b is None else b
@@ -55,6 +67,10 @@ def direct_weight_grad(x, dy, KH, KW, pad_top, pad_left, groups):
     Summed per ``groups`` fixed ranges of images, then the groups in order."""
     N, H, W, C = x.shape
     OH, OW, F = dy.shape[1:]
+    check_inputs("direct weight gradient", x, np.empty((KH, KW, C, F), x.dtype), pad_top, pad_left)
+    if C % 4 or F % 16 or dy.dtype != x.dtype:
+        raise ValueError(f"direct weight gradient needs C a multiple of 4, F of 16 and dy of "
+                         f"x's dtype; got C = {C}, F = {F}, dy {dy.dtype}")
     G = min(groups, N)
     dW_g = np.zeros((G, KH, KW, C, F), dtype=x.dtype)
     xps = [np.zeros((OH + KH - 1, OW + KW - 1, C), x.dtype) for _ in range(num_threads())]

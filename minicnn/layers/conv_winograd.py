@@ -1,4 +1,4 @@
-"""Conv2D's fourth path: Winograd F(2x2, 3x3) for wide 3x3 layers (stride 1, float32).
+"""Conv2D's Winograd path: F(2x2, 3x3) for wide 3x3 layers (stride 1, float32).
 
 kernels/winograd.py has the algorithm and the kernel. Here the work is cut into
 blocks of whole images, about TILES_PER_BLOCK 2x2 output tiles each, handed to
@@ -19,6 +19,7 @@ import numpy as np
 
 from ..kernels.parallel import num_threads, parallel_blocks
 from ..kernels.winograd import pack_transformed, weight_transform, winograd_images
+from .conv_direct import check_inputs
 
 TILES_PER_BLOCK = 32
 
@@ -28,6 +29,7 @@ def winograd_forward(x, Wt, b, pad_top, pad_left, OH, OW, relu=False):
     x (N, H, W, C), Wt (3, 3, C, F) with F a multiple of 32, b (F,) or None."""
     N, H, W, C = x.shape
     F = Wt.shape[3]
+    check_inputs("Winograd convolution", x, Wt, pad_top, pad_left)
     if Wt.shape[:2] != (3, 3) or F % 32:
         raise ValueError(f"Winograd F(2x2, 3x3) needs a 3x3 kernel and F a multiple of 32; "
                          f"got kernel {Wt.shape[:2]}, F = {F}")

@@ -312,3 +312,12 @@ def write_json(path, obj):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=1) + "\n")
+
+
+def rule_bench_args(doc):
+    """--batch and --reps of the single-process rule benchmarks (bench_direct, bench_winograd)."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=128, help="images per batch (default 128)")
+    ap.add_argument("--reps", type=int, default=5, help="timed repetitions (default 5)")
+    return ap.parse_args()

@@ -9,7 +9,6 @@ forced on whatever the rule says) and by the path Conv2D takes without them
 --reps after a warm-up. Prints ms and GFLOP/s (nominal: padding taps counted) and
 the speed-up direct / other; > 1 means the tiles are faster.
 """
-import argparse
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import minicnn  # noqa: E402,F401  (sets NUMBA_SLP_VECTORIZE before numba loads)
+from bench_common import rule_bench_args  # noqa: E402
 from minicnn.layers import Conv2D  # noqa: E402
 from minicnn.kernels.direct import tile_width  # noqa: E402
 from minicnn.layers.conv_direct import direct_forward, direct_weight_grad  # noqa: E402
@@ -59,10 +59,7 @@ def ops(layer, x, dy):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--reps", type=int, default=5)
-    args = ap.parse_args()
+    args = rule_bench_args(__doc__)
     rng = np.random.default_rng(0)
     print(f"# batch {args.batch}, CPU ms per op (median of {args.reps}), numba threads "
           f"{minicnn.kernels.parallel.num_threads()}; GFLOP/s nominal")

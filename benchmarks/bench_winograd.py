@@ -8,7 +8,6 @@ of --reps after a warm-up, wall clock on all threads (the rule is about 2 thread
 first blocking tried won on one core and lost on two). Prints ms and the speed-up
 (> 1: Winograd is faster). The shapes run whatever the rule says.
 """
-import argparse
 import os
 import sys
 import time
@@ -17,6 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import minicnn  # noqa: E402,F401  (sets NUMBA_SLP_VECTORIZE before numba loads)
+from bench_common import rule_bench_args  # noqa: E402
 from minicnn.layers import Conv2D  # noqa: E402
 import minicnn.layers.conv as conv_module  # noqa: E402
 
@@ -26,10 +26,7 @@ SHAPES = [(64, 256, 15), (256, 64, 15), (256, 256, 7), (128, 128, 8), (64, 64, 1
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--reps", type=int, default=5)
-    args = ap.parse_args()
+    args = rule_bench_args(__doc__)
     rng = np.random.default_rng(0)
     rule = conv_module.Conv2D.use_winograd
     print(f"# batch {args.batch}, wall ms (median of {args.reps}), threads "

@@ -131,3 +131,14 @@ def test_summarize_runs_copies_figures_and_averages_seeds(tmp_path, capsys):
     assert "**94.50 ± 0.71**" in out                          # mean and sample sd of 94, 95
     with pytest.raises(SystemExit, match="no metrics.json"):
         summarize_runs.main([str(tmp_path)])
+
+
+@pytest.mark.parametrize("script,rows", [("bench_direct.py", 30), ("bench_winograd.py", 14)])
+def test_rule_benchmarks_run_and_print_every_row(script, rows):
+    """bench_direct / bench_winograd at batch 2, one rep: every shape x op gets a row."""
+    path = ROOT / "benchmarks" / script
+    out = subprocess.run([sys.executable, str(path), "--batch", "2", "--reps", "1"],
+                         capture_output=True, text=True, timeout=600, check=True)
+    lines = [l for l in out.stdout.splitlines() if l and not l.startswith("#")][1:]   # - header
+    assert len(lines) == rows, out.stdout
+    assert "RuntimeWarning" not in out.stderr

@@ -92,9 +92,8 @@ REDUCE_GROUPS = 4      # dW, db: sums over this many fixed groups of blocks, add
 TAPS_MIN_PADDING = 0.08  # take the tap-class path (conv_taps.py) from this share of padding on
 MIN_DIRECT_WIDTH = 12    # direct path (conv_direct.py) on maps at least this wide ...
 MAX_DIRECT_CHANNELS = 64  # ... when the product's output has at most this many channels
-MIN_WINOGRAD_CHANNELS = 64  # Winograd (conv_winograd.py) for 3x3 when C and F are both >= this,
-MIN_WINOGRAD_WIDER = 128    # ... the wider of them >= this,
-MIN_WINOGRAD_WIDTH = 6      # ... on maps at least this wide
+MIN_WINOGRAD_CHANNELS = 16  # Winograd (conv_winograd.py) for 3x3 when the product has >= this
+MIN_WINOGRAD_WIDTH = 7      # many input channels, on maps at least this wide
 
 
 def conv_output_size(size, k, stride, padding):
@@ -193,16 +192,16 @@ class Conv2D(Layer):
         """The rule: skip padding taps when they would be >= taps_min_padding of im2col."""
         return padding_share(H, W, self.KH, self.KW, stride, pt, pl, OH, OW) >= self.taps_min_padding
 
-    def use_winograd(self, dtype, width, out_channels):
+    def use_winograd(self, dtype, width, dx=False):
         """The rule for the Winograd path (conv_winograd.py says why), forward and dx
-        through the flipped kernel: 3x3, stride 1, float32, C and F >= MIN_WINOGRAD_CHANNELS
-        and the wider >= MIN_WINOGRAD_WIDER, the product's output channels (F forward, C for
-        dx) a multiple of 32, maps >= MIN_WINOGRAD_WIDTH wide, and numba's SLP vectorizer on
-        (its products use the tiles)."""
+        through the flipped kernel: 3x3, stride 1, float32, maps >= MIN_WINOGRAD_WIDTH
+        wide, the product's output channels (F forward, C for dx) a multiple of 32 and its
+        input channels (the others) >= MIN_WINOGRAD_CHANNELS, and numba's SLP vectorizer
+        on (its products use the tiles)."""
+        in_channels, out_channels = (self.F, self.C) if dx else (self.C, self.F)
         return (self.allow_winograd and dtype == np.float32 and self.stride == 1
                 and (self.KH, self.KW) == (3, 3) and width >= MIN_WINOGRAD_WIDTH
-                and min(self.C, self.F) >= MIN_WINOGRAD_CHANNELS
-                and max(self.C, self.F) >= MIN_WINOGRAD_WIDER and out_channels % 32 == 0
+                and in_channels >= MIN_WINOGRAD_CHANNELS and out_channels % 32 == 0
                 and slp_vectorizer_on())
 
     def use_direct(self, dtype, width, out_channels, weight_grad=False):
@@ -230,7 +229,7 @@ class Conv2D(Layer):
         x = np.ascontiguousarray(x)
         N, H, W, C = x.shape
         OH, OW, pt, pl = self.geometry(H, W)
-        if self.use_winograd(x.dtype, OW, self.F):
+        if self.use_winograd(x.dtype, OW):
             self.x = x
             return winograd_forward(x, self.params["W"],
                                     self.params["b"] if self.use_bias else None, pt, pl, OH, OW, relu)
@@ -323,7 +322,7 @@ class Conv2D(Layer):
         >= 0, i.e. padding <= kernel size - 1 (larger paddings keep the im2col paths)."""
         if self.stride != 1 or self.KH - 1 - pt < 0 or self.KW - 1 - pl < 0:
             return None
-        if self.use_winograd(dtype, x_shape[2], self.C):
+        if self.use_winograd(dtype, x_shape[2], dx=True):
             return "winograd"
         return "direct" if self.use_direct(dtype, x_shape[2], self.C) else None
 

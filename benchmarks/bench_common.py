@@ -156,10 +156,17 @@ class Pool:
     gap: seconds to sleep before switching to a subject in another process, so
     the previous process's thread pools (OpenBLAS and OpenMP threads spin for a
     while after a call) have gone idle before the next timing starts.
+    warm: seconds for which the worker runs the subject untimed right before each
+    timed repetition (at least once; every subject, every repetition), so each is
+    timed as in a training loop, at full clock on both cores: an idle core slows
+    down, and a subject that ran right after another in the same process (PyTorch
+    channels_last after NCHW) otherwise started warm where the others started cold
+    (bench_worker.warm_up has the figures).
     """
 
-    def __init__(self, torch_python=None, threads=DEFAULT_THREADS, inprocess=False, gap=0.2):
-        self.threads, self.gap, self.log = threads, gap, log
+    def __init__(self, torch_python=None, threads=DEFAULT_THREADS, inprocess=False, gap=0.2,
+                 warm=0.1):
+        self.threads, self.gap, self.warm, self.log = threads, gap, warm, log
         self.minicnn = InProcessWorker("minicnn") if inprocess else SubprocessWorker("minicnn", None, threads)
         self.torch, self.torch_python, self.torch_skipped = None, None, None
         if torch_python:
@@ -220,7 +227,8 @@ class Pool:
                 if last is not None and last is not worker and self.gap:
                     time.sleep(self.gap)
                 try:
-                    out[label]["times"] += worker.call(op="time", key=key, n=1)["times"]
+                    out[label]["times"] += worker.call(op="time", key=key, n=1,
+                                                       warm=self.warm)["times"]
                 except WorkerError as e:
                     out[label] = {"error": str(e)}
                 last = worker
@@ -298,6 +306,10 @@ def common_args(ap, quick_help="few reps (smoke test)"):
     ap.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads for every backend (default 2)")
     ap.add_argument("--gap", type=float, default=0.2,
                     help="seconds to pause when switching between worker processes (default 0.2)")
+    ap.add_argument("--warm", type=float, default=0.1,
+                    help="seconds of untimed runs (at least one) of the same subject before "
+                         "every timed repetition, so each starts at full clock (default 0.1; "
+                         "0 = the method before 2026-11-24)")
     ap.add_argument("--json", metavar="PATH", help="also write the records as JSON here")
     return ap
 

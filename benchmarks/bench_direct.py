@@ -67,6 +67,7 @@ def main():
           f"{'other GF/s':>11s} {'speed-up':>9s}")
     for name, C, F, H in SHAPES:
         layer = Conv2D(C, F, 3, padding="same", bias=False, rng=0)
+        layer.allow_winograd = False      # "other" = the im2col / tap-class paths (OpenBLAS)
         x = rng.standard_normal((args.batch, H, H, C)).astype(np.float32)
         dy = rng.standard_normal((args.batch, H, H, F)).astype(np.float32)
         flops = 2 * args.batch * H * H * 9 * C * F

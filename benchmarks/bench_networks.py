@@ -104,7 +104,7 @@ def main():
     nets = {k: v for k, v in NETWORKS.items() if not args.only or k == args.only}
     from bench_sgemm import bench_sgemm
     meta = machine_info(args.threads)
-    with Pool(args.torch_python, args.threads, gap=args.gap) as pool:
+    with Pool(args.torch_python, args.threads, gap=args.gap, warm=args.warm) as pool:
         sgemm = bench_sgemm(pool, shapes=[(2048, 2048, 2048)], reps=3, warmup=1)
         records = bench_networks(pool, nets, batches, MODES, reps, warmup, sgemm_gflops=sgemm_reference(sgemm))
         meta["workers"] = pool.info()

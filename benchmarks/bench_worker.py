@@ -13,7 +13,8 @@ goes to stderr).
 
     {"op": "info"}                                  -> {"info": {...versions, threads...}}
     {"op": "setup", "key": K, "task": T, "warmup": n} -> {"meta": {...}}   build + n untimed runs
-    {"op": "time", "key": K, "n": n}                -> {"times": [seconds, ...]}
+    {"op": "time", "key": K, "n": n, "warm": s}     -> {"times": [seconds, ...]}
+                                     (first runs the subject untimed for s seconds, at least once)
     {"op": "drop", "key": K}                        -> {}
     {"op": "quit"}                                  -> {} and exit
     any failure                                     -> {"error": "traceback"}
@@ -43,6 +44,7 @@ import json
 import os
 import resource
 import sys
+import time
 import traceback
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -89,6 +91,7 @@ class Server:
                 return {"meta": subject.meta}
             if op == "time":
                 subject = self.subjects[msg["key"]]
+                warm_up(subject, float(msg.get("warm", 0.0)))
                 return {"times": [subject.run_once() for _ in range(int(msg.get("n", 1)))]}
             if op == "drop":
                 self.subjects.pop(msg["key"], None)
@@ -99,6 +102,25 @@ class Server:
             raise ValueError(f"bench_worker: unknown op {op!r} in {msg!r}")
         except Exception:
             return {"error": traceback.format_exc()}
+
+
+def warm_up(subject, seconds):
+    """Run ``subject`` untimed until ``seconds`` have passed (at least once if seconds > 0),
+    so that the timed run after it starts as in a training loop: clocks up on every core,
+    the library's threads awake, its caches holding the weights.
+
+    Why: the cores here lower their clock when idle. After a 0.5 s sleep, minicnn's
+    simple-net inference (batch 128) took 48 ms instead of 31 ms back to back; 30 ms of
+    busy-waiting on one core first gave 33 ms, 100 ms gave 31 ms. A busy-wait on one core
+    is not enough for a two-thread library: PyTorch's channels_last inference went from
+    43 to 55 ms with it (its second core had idled meanwhile). Without any warm-up, a
+    subject timed right after another in the same process (PyTorch channels_last after
+    NCHW) started warm while the others started cold. (Measured 2026-11-24.)"""
+    end = time.perf_counter() + seconds
+    while seconds > 0:
+        subject.run_once()
+        if time.perf_counter() >= end:
+            break
 
 
 def serve(server):

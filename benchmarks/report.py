@@ -81,6 +81,9 @@ def header(meta):
         lines.append(f"- minicnn source: sha256 {meta['minicnn_source_sha256']} (over minicnn/**/*.py, "
                      f"imported from {mc.get('minicnn_path')})")
     lines.append(f"- reps: {meta.get('reps')} timed after {meta.get('warmup')} warm-up, median (min–max)")
+    if "warm" in meta:
+        lines.append(f"- before each timed rep: {meta['gap']} s pause when the worker changes, then "
+                     f"untimed runs of the same subject for {meta['warm']} s (at least one)")
     lines.append(f"- command: `{meta.get('command')}`")
     for note in meta.get("notes", []):
         lines.append(f"- note: {note}")

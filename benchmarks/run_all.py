@@ -71,7 +71,7 @@ def main():
     out = args.out or str(RESULTS_DIR / ("quick" if args.quick else "latest"))
 
     meta = machine_info(args.threads)
-    meta.update(reps=reps, warmup=warmup, notes=list(args.note))
+    meta.update(reps=reps, warmup=warmup, gap=args.gap, warm=args.warm, notes=list(args.note))
     snapshot = None
     if not args.no_snapshot:
         snapshot = tempfile.mkdtemp(prefix="minicnn-bench-")
@@ -94,7 +94,7 @@ def run(args, meta, reps, warmup, batches, out):
     def save():
         write_json(out + ".json", results)
 
-    with Pool(args.torch_python, args.threads, gap=args.gap) as pool:
+    with Pool(args.torch_python, args.threads, gap=args.gap, warm=args.warm) as pool:
         meta["torch_skipped"] = pool.torch_skipped
         meta["torch_python"] = pool.torch_python
         log("== SGEMM")

@@ -142,3 +142,29 @@ def test_rule_benchmarks_run_and_print_every_row(script, rows):
     lines = [l for l in out.stdout.splitlines() if l and not l.startswith("#")][1:]   # - header
     assert len(lines) == rows, out.stdout
     assert "RuntimeWarning" not in out.stderr
+
+
+def test_time_op_warms_up_untimed_before_timing():
+    """"warm" runs the subject untimed (for that long, at least once) before each timed run."""
+    import time
+    from bench_worker import Server
+
+    class Fake:
+        calls = 0
+
+        def run_once(self):
+            Fake.calls += 1
+            time.sleep(0.004)
+            return 0.001
+    server = Server("minicnn")
+    server.subjects["fake"] = Fake()
+    t = time.perf_counter()
+    reply = server.handle({"op": "time", "key": "fake", "n": 2, "warm": 0.03})
+    assert time.perf_counter() - t >= 0.03
+    assert reply == {"times": [0.001, 0.001]} and Fake.calls >= 2 + 0.03 / 0.004 - 1
+    Fake.calls = 0
+    server.handle({"op": "time", "key": "fake", "n": 1, "warm": 1e-9})   # at least one
+    assert Fake.calls == 2
+    Fake.calls = 0
+    server.handle({"op": "time", "key": "fake", "n": 1})                 # default: none
+    assert Fake.calls == 1

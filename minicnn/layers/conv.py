@@ -24,7 +24,7 @@ Same FLOPs; which is faster depends on the shape of the products (below).
 
 Which path runs, and how the work is cut (rates per core with one-thread
 OpenBLAS on a 2-core Zen 3; benchmarks/bench_layers.py times every conv). Tried
-in this order, the first whose rule holds: Winograd (wide 3x3 layers,
+in this order, the first whose rule holds: Winograd (3x3 layers,
 conv_winograd.py), direct tiles (thin layers, conv_direct.py), tap classes
 (small maps, conv_taps.py), and the im2col blocks below, which run everything
 else, float64 included (gradient checks), and are the readable baseline:
@@ -64,12 +64,13 @@ else, float64 included (gradient checks), and are the readable baseline:
   is 256 wide, OpenBLAS wins (dW 0.71x at 64->256), and on 7x7 and 3x3 maps the
   tap-class path does (0.6-0.7x): those keep their paths.
 
-* Wide 3x3 layers: float32, stride 1, C and F >= 64 with the wider >= 128, maps
-  >= 6 wide -> Winograd F(2x2, 3x3) for the forward pass and dx (conv_winograd.py):
-  16 instead of 36 multiply-adds per 2x2 outputs. Measured at 2 threads, batch 128
-  (benchmarks/bench_winograd.py): 64->256 @15x15 1.25x forward / 1.18x dx,
-  256->256 @7x7 1.20x / 1.20x, 128->128 @8x8 1.42x / 1.38x; 64->64 @15x15 0.85x
-  (the direct tiles fit 15 columns exactly), hence the 128. dW keeps its path.
+* 3x3 layers: float32, stride 1, maps >= 7 wide, the product's output channels
+  (F forward, C for dx) a multiple of 32 and its input channels >= 16 ->
+  Winograd F(4x4, 3x3) for the forward pass and dx (conv_winograd.py): 36
+  instead of 144 multiply-adds per 4x4 outputs. Measured at 2 threads, batch 128
+  (benchmarks/bench_winograd.py, results/winograd_vs_other.txt) against the
+  path taken otherwise: see that file; it loses with 3 input channels and on
+  3x3 maps, hence the rule. dW keeps its path.
 
 The layer keeps a reference to x (N, H, W, C) for backward.
 """

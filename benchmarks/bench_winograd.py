@@ -3,11 +3,12 @@
     python benchmarks/bench_winograd.py [--batch 128] [--reps 5]
 
 For 3x3 shapes of the bundled nets (and a few around them), times the forward pass and
-dx of Conv2D(C, F, 3) with the Winograd path allowed and forbidden, interleaved, median
-of --reps after a warm-up, wall clock on all threads (the rule is about 2 threads: the
-first blocking tried won on one core and lost on two). Prints ms and the speed-up
-(> 1: Winograd is faster). The shapes run whatever the rule says; dx rows only where
-the product's output (C) is a multiple of 32, which the kernel needs.
+dx of Conv2D(C, F, 3) (F(4x4, 3x3)) and dW (F(3x3, 4x4)) with the Winograd paths
+allowed and forbidden, interleaved, median of --reps after a warm-up, wall clock on all
+threads (the rule is about the 2 threads a network runs on: an earlier Winograd kernel
+won on one core and lost on two). Prints ms and the speed-up (> 1: Winograd is faster). The shapes run whatever the rule says; dx rows only where
+the product's output (C) is a multiple of 32, dW rows where C % 4 == 0 and F % 16 == 0,
+which the kernels need.
 """
 import os
 import sys
@@ -36,17 +37,19 @@ def main():
     print(f"{'C->F @HxW':16s} {'op':4s} {'winograd':>9s} {'other':>9s} {'speed-up':>9s}")
     for C, F, H in SHAPES:
         layer = Conv2D(C, F, 3, padding="same", bias=False, rng=0)
-        layer.frozen = {"W"}                                   # backward = dx only
         x = rng.standard_normal((args.batch, H, H, C)).astype(np.float32)
         dy = rng.standard_normal((args.batch, H, H, F)).astype(np.float32)
-        forced = lambda self, dtype, width, dx=False: self.allow_winograd
-        for op in ("fwd", "dx") if C % 32 == 0 else ("fwd",):
+        forced = lambda self, dtype, size, dx=False, weight_grad=False: self.allow_winograd
+        ops = ["fwd"] + ["dx"] * (C % 32 == 0) + ["dW"] * (C % 4 == 0 and F % 16 == 0)
+        for op in ops:
+            layer.frozen = {"W"} if op == "dx" else set()      # backward = dx only, or
+            layer.skip_input_grad = op == "dW"                 # dW (and db) only
             times = {True: [], False: []}
             for rep in range(args.reps + 1):
                 for allow in (True, False):
                     layer.allow_winograd = allow
                     conv_module.Conv2D.use_winograd = forced if allow else rule
-                    if op == "dx":
+                    if op != "fwd":
                         layer.forward(x, True)
                     t = time.perf_counter()
                     layer.forward(x, True) if op == "fwd" else layer.backward(dy)

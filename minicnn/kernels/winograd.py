@@ -43,9 +43,9 @@ vectorizes with a cheap overlap check:
     then each output pixel (4 ty + r, 4 tx + s) gets its bias (and ReLU) and is
     put in place; tiles that stick out of the map are computed on zeros and cropped.
 
-Two details that each cost 2x (measured per core, 32->32 @32x32, batch 128):
-the constants must be float32 (a Python 4.0 turns every loop into float64
-arithmetic: 20.9 -> 17.3 ms), and the six start offsets go to the loops
+Two details that matter (measured per core, 32->32 @32x32, batch 128): the
+constants must be float32 (a Python 4.0 turns every loop into float64
+arithmetic: 20.9 ms instead of 17.3), and the six start offsets go to the loops
 through a small array (``offs``): written as o, o + n, o + 2n, ... LLVM saw
 how they relate and stopped vectorizing steps 2-4 (39.5 ms instead of 15.9).
 Where the time goes then: products 7.6 ms (80 GFLOP/s), band copy 1.4,
@@ -144,6 +144,38 @@ def at_row(r, s, o, dst, od, n):
             dst[od + e] = s[o1 + e] - s[o2 + e] + eight * (s[o3 + e] - s[o4 + e]) + s[o5 + e]
 
 
+@njit(nogil=True, inline="always", boundscheck=False, fastmath={"contract"})
+def input_transform_row(xf, H, W, C, n, ty, TW, pad_top, pad_left, band, hrow, offs, V, Vk, t0):
+    """V[k][tiles of row (n, ty)] = (B^T d B)[k] for its TW tiles, written at V[k*Vk + t0 ...]:
+    the band of 6 input rows in 4 phases, then steps 1 and 2 (module docstring).
+    xf: x (N, H, W, C) flat; band, hrow, offs: scratch; Vk, t0: uint64."""
+    zero = np.float32(0.0)
+    P = TW + 1                                        # positions per phase of the band
+    uC, nC = uint64(C), uint64(TW * C)
+    for i in range(6):                                # the band: 6 input rows, in phases
+        hh = 4 * ty - pad_top + i
+        for w in range(4 * TW + 2):
+            o = uint64((((w % 4) * 6 + i) * P + w // 4) * C)
+            iw = w - pad_left
+            if 0 <= hh < H and 0 <= iw < W:
+                src = uint64(((n * H + hh) * W + iw) * C)
+                for c in range(uC):
+                    band[o + c] = xf[src + c]
+            else:
+                for c in range(uC):
+                    band[o + c] = zero
+    for i in range(6):                                # step 1: B^T along the columns
+        for j in range(6):                            # column j: phase j % 4, from position j // 4
+            offs[j] = uint64((((j % 4) * 6 + i) * P + j // 4) * C)
+        for s in range(6):
+            bt_row(s, band, offs, hrow, uint64(s * 6 + i) * nC, nC)
+    for s in range(6):                                # step 2: B^T along the rows -> V
+        for i in range(6):
+            offs[i] = uint64(s * 6 + i) * nC
+        for r in range(6):
+            bt_row(r, hrow, offs, V, uint64(6 * r + s) * Vk + t0, nC)
+
+
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
 def winograd_rows(x, g0, g1, pad_top, pad_left, Upk, b, relu, y, band, hrow, V, M, q, yrow):
     """Tile rows g0 .. g1-1 (row g = n * TH + ty, TH = ceil(OH / 4)) of
@@ -164,35 +196,11 @@ def winograd_rows(x, g0, g1, pad_top, pad_left, Upk, b, relu, y, band, hrow, V, 
     one_tap = np.zeros(1, np.int64)
     offs = np.zeros(6, np.uint64)                     # where the six inputs of a transform start
     zero = np.float32(0.0)
-    P = TW + 1                                        # positions per phase of the band
-    uC, uF = uint64(C), uint64(F)
-    nC, nF = uint64(TW * C), uint64(TW * F)           # one tile row, flat
+    uF, nF = uint64(F), uint64(TW * F)                # nF: one tile row of M, flat
     Vk, Mk = uint64(Tp * C), uint64(Tp * F)           # one position k of V, M
     for g in range(g0, g1):                           # input transform, row by row of tiles
-        n, ty = g // TH, g % TH
-        for i in range(6):                            # the band: 6 input rows, in phases
-            hh = 4 * ty - pad_top + i
-            for w in range(4 * TW + 2):
-                o = uint64((((w % 4) * 6 + i) * P + w // 4) * C)
-                iw = w - pad_left
-                if 0 <= hh < H and 0 <= iw < W:
-                    src = uint64(((n * H + hh) * W + iw) * C)
-                    for c in range(uC):
-                        band[o + c] = xf[src + c]
-                else:
-                    for c in range(uC):
-                        band[o + c] = zero
-        for i in range(6):                            # step 1: B^T along the columns
-            for j in range(6):                        # column j: phase j % 4, from position j // 4
-                offs[j] = uint64((((j % 4) * 6 + i) * P + j // 4) * C)
-            for s in range(6):
-                bt_row(s, band, offs, hrow, uint64(s * 6 + i) * nC, nC)
-        t0 = uint64((g - g0) * TW * C)
-        for s in range(6):                            # step 2: B^T along the rows -> V
-            for i in range(6):
-                offs[i] = uint64(s * 6 + i) * nC
-            for r in range(6):
-                bt_row(r, hrow, offs, V, uint64(6 * r + s) * Vk + t0, nC)
+        input_transform_row(xf, H, W, C, g // TH, g % TH, TW, pad_top, pad_left, band, hrow,
+                            offs, V, Vk, uint64((g - g0) * TW * C))
     for k in range(36):                               # products M_k = V_k @ U_k
         for fb in range(nfb):
             for t in range(0, Tp, 3):

@@ -41,8 +41,9 @@ else, float64 included (gradient checks), and are the readable baseline:
   order, whichever thread runs the group), then the groups in order: results
   do not depend on thread timing, so training is bit-for-bit reproducible.
 * dx: F > C or stride > 1 -> dcols + col2im, in blocks of whole images (two
-  threads never add to the same pixel). F <= C and stride 1 -> the flipped
-  kernel convolution, in blocks of rows of dx. The cheaper one is 5-15% faster
+  threads never add to the same pixel). F <= C and stride 1, or any stride-1
+  layer the Winograd or direct rule takes for dx -> the flipped kernel
+  convolution, in blocks of rows of dx. The cheaper one is 5-15% faster
   (64->256: col2im 28 ms vs 32 ms; 256->256: flipped slightly ahead).
 
 * Small maps: when at least TAPS_MIN_PADDING (8%) of the im2col entries would
@@ -62,15 +63,18 @@ else, float64 included (gradient checks), and are the readable baseline:
   3->32 forward 1.68x, 24->64 @31x31 1.17x / 1.05x / 1.10x, 64->64 @15x15
   1.07x / 1.03x / 1.07x; 64->64 @16x16 0.96-1.02x (even). Where the product
   is 256 wide, OpenBLAS wins (dW 0.71x at 64->256), and on 7x7 and 3x3 maps the
-  tap-class path does (0.6-0.7x): those keep their paths.
+  tap-class path does (0.6-0.7x): those keep their paths. Since Winograd
+  F(4x4, 3x3) comes first, the direct path now runs dW of the thin layers,
+  other kernel sizes, and products whose output is not a multiple of 32.
 
-* 3x3 layers: float32, stride 1, maps >= 7 wide, the product's output channels
+* 3x3 layers: float32, stride 1, maps >= 7 wide and high, the product's output channels
   (F forward, C for dx) a multiple of 32 and its input channels >= 16 ->
   Winograd F(4x4, 3x3) for the forward pass and dx (conv_winograd.py): 36
-  instead of 144 multiply-adds per 4x4 outputs. Measured at 2 threads, batch 128
-  (benchmarks/bench_winograd.py, results/winograd_vs_other.txt) against the
-  path taken otherwise: see that file; it loses with 3 input channels and on
-  3x3 maps, hence the rule. dW keeps its path.
+  instead of 144 multiply-adds per 4x4 outputs; and for dW when C % 4 == 0,
+  F % 16 == 0 and C * F <= 64 * 256, F(3x3, 4x4) (kernels/winograd_grad.py). Measured at 2 threads,
+  batch 128 (benchmarks/bench_winograd.py, results/winograd_vs_other.txt)
+  against the path taken otherwise: see that file; it loses with 3 input
+  channels and on 3x3 maps, hence the rule.
 
 The layer keeps a reference to x (N, H, W, C) for backward.
 """
@@ -83,7 +87,7 @@ from ..kernels.taps import padding_share
 from .base import Layer
 from .conv_direct import direct_forward, direct_weight_grad
 from .conv_taps import taps_forward, taps_weight_grad
-from .conv_winograd import winograd_forward
+from .conv_winograd import winograd_forward, winograd_weight_grad
 from .init import as_rng, init_weight
 
 
@@ -94,7 +98,9 @@ TAPS_MIN_PADDING = 0.08  # take the tap-class path (conv_taps.py) from this shar
 MIN_DIRECT_WIDTH = 12    # direct path (conv_direct.py) on maps at least this wide ...
 MAX_DIRECT_CHANNELS = 64  # ... when the product's output has at most this many channels
 MIN_WINOGRAD_CHANNELS = 16  # Winograd (conv_winograd.py) for 3x3 when the product has >= this
-MIN_WINOGRAD_WIDTH = 7      # many input channels, on maps at least this wide
+MIN_WINOGRAD_WIDTH = 7      # many input channels, on maps at least this wide and high;
+MAX_WINOGRAD_DW_SIZE = 64 * 256  # dW by Winograd up to this C * F (256->256: 0.82x, its
+                                 # products read V and E with strides of 1 KB)
 
 
 def conv_output_size(size, k, stride, padding):
@@ -193,17 +199,22 @@ class Conv2D(Layer):
         """The rule: skip padding taps when they would be >= taps_min_padding of im2col."""
         return padding_share(H, W, self.KH, self.KW, stride, pt, pl, OH, OW) >= self.taps_min_padding
 
-    def use_winograd(self, dtype, width, dx=False):
-        """The rule for the Winograd path (conv_winograd.py says why), forward and dx
-        through the flipped kernel: 3x3, stride 1, float32, maps >= MIN_WINOGRAD_WIDTH
-        wide, the product's output channels (F forward, C for dx) a multiple of 32 and its
-        input channels (the others) >= MIN_WINOGRAD_CHANNELS, and numba's SLP vectorizer
-        on (its products use the tiles)."""
+    def use_winograd(self, dtype, size, dx=False, weight_grad=False):
+        """The rule for the Winograd paths (conv_winograd.py says why): 3x3, stride 1,
+        float32, the map the product runs over at least MIN_WINOGRAD_WIDTH wide and high
+        (size = the smaller side), numba's SLP vectorizer on (the products use the tiles),
+        and for the forward pass and dx (through the flipped kernel) the product's output
+        channels (F forward, C for dx) a multiple of 32 and its input channels (the
+        others) >= MIN_WINOGRAD_CHANNELS; for dW, C % 4 == 0, F % 16 == 0 and
+        C * F <= MAX_WINOGRAD_DW_SIZE."""
+        if not (self.allow_winograd and dtype == np.float32 and self.stride == 1
+                and (self.KH, self.KW) == (3, 3) and size >= MIN_WINOGRAD_WIDTH
+                and slp_vectorizer_on()):
+            return False
+        if weight_grad:
+            return self.C % 4 == 0 and self.F % 16 == 0 and self.C * self.F <= MAX_WINOGRAD_DW_SIZE
         in_channels, out_channels = (self.F, self.C) if dx else (self.C, self.F)
-        return (self.allow_winograd and dtype == np.float32 and self.stride == 1
-                and (self.KH, self.KW) == (3, 3) and width >= MIN_WINOGRAD_WIDTH
-                and in_channels >= MIN_WINOGRAD_CHANNELS and out_channels % 32 == 0
-                and slp_vectorizer_on())
+        return in_channels >= MIN_WINOGRAD_CHANNELS and out_channels % 32 == 0
 
     def use_direct(self, dtype, width, out_channels, weight_grad=False):
         """The rule for the direct path (conv_direct.py's docstring says why): float32,
@@ -230,7 +241,7 @@ class Conv2D(Layer):
         x = np.ascontiguousarray(x)
         N, H, W, C = x.shape
         OH, OW, pt, pl = self.geometry(H, W)
-        if self.use_winograd(x.dtype, OW):
+        if self.use_winograd(x.dtype, min(OH, OW)):
             self.x = x
             return winograd_forward(x, self.params["W"],
                                     self.params["b"] if self.use_bias else None, pt, pl, OH, OW, relu)
@@ -277,7 +288,11 @@ class Conv2D(Layer):
         need_db = self.use_bias and "b" not in self.frozen
         need_dW = "W" not in self.frozen
         T = num_threads()
-        if need_dW and self.use_direct(x.dtype, OW, F, weight_grad=True):
+        if need_dW and self.use_winograd(x.dtype, min(OH, OW), weight_grad=True):
+            if need_db:
+                self.grads["b"][...] = dy2.sum(axis=0, dtype=np.float64)
+            self.grads["W"][...] = winograd_weight_grad(x, dy, pt, pl, REDUCE_GROUPS)
+        elif need_dW and self.use_direct(x.dtype, OW, F, weight_grad=True):
             if need_db:
                 self.grads["b"][...] = dy2.sum(axis=0, dtype=np.float64)
             self.grads["W"][...] = direct_weight_grad(x, dy, KH, KW, pt, pl, REDUCE_GROUPS)
@@ -323,7 +338,7 @@ class Conv2D(Layer):
         >= 0, i.e. padding <= kernel size - 1 (larger paddings keep the im2col paths)."""
         if self.stride != 1 or self.KH - 1 - pt < 0 or self.KW - 1 - pl < 0:
             return None
-        if self.use_winograd(dtype, x_shape[2], dx=True):
+        if self.use_winograd(dtype, min(x_shape[1], x_shape[2]), dx=True):
             return "winograd"
         return "direct" if self.use_direct(dtype, x_shape[2], self.C) else None
 

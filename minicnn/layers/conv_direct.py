@@ -18,6 +18,8 @@ When it runs (Conv2D.use_direct, the rule):
     wider layers keep OpenBLAS, which is as fast there (benchmarks/bench_direct.py);
   * dW: C a multiple of 4 and F a multiple of 16, same width limits.
 """
+import operator
+
 import numpy as np
 
 from ..kernels.direct import (conv_images, pack_weights, tile_pixels, tile_width,
@@ -27,15 +29,26 @@ from ..kernels.parallel import num_threads, parallel_blocks
 IMAGES_PER_BLOCK = 2     # images per block handed to a core
 
 
-def check_inputs(what, x, Wt, pad_top, pad_left):
-    """The kernels run without bounds checks: refuse what they cannot do, clearly."""
+def check_inputs(what, x, Wt, pad_top, pad_left, b=None, out_size=None):
+    """The kernels run without bounds checks: refuse what they cannot do, clearly.
+    b: the bias, (F,) or None; out_size: (OH, OW), both must be >= 1."""
     if x.dtype != np.float32 or Wt.dtype != np.float32:
         raise TypeError(f"{what} is float32 only; got x {x.dtype}, weights {Wt.dtype}")
     if x.ndim != 4 or Wt.ndim != 4 or x.shape[3] != Wt.shape[2]:
         raise ValueError(f"{what}: x (N, H, W, C) and weights (KH, KW, C, F) must agree on C; "
                          f"got x {x.shape}, weights {Wt.shape}")
-    if pad_top < 0 or pad_left < 0:
+    try:
+        pads = operator.index(pad_top), operator.index(pad_left)
+    except TypeError:
+        raise TypeError(f"{what}: padding must be integers; got top {pad_top!r}, "
+                        f"left {pad_left!r}") from None
+    if min(pads) < 0:
         raise ValueError(f"{what}: padding must be >= 0; got top {pad_top}, left {pad_left}")
+    if b is not None and (b.shape != (Wt.shape[3],) or b.dtype != Wt.dtype):
+        raise ValueError(f"{what}: bias must have shape ({Wt.shape[3]},) and dtype {Wt.dtype}; "
+                         f"got {b.shape} {b.dtype}")
+    if out_size is not None and min(out_size) < 1:
+        raise ValueError(f"{what}: the output would be empty; got (OH, OW) = {tuple(out_size)}")
 
 
 def direct_forward(x, Wt, b, pad_top, pad_left, OH, OW, relu=False):
@@ -43,7 +56,7 @@ def direct_forward(x, Wt, b, pad_top, pad_left, OH, OW, relu=False):
     x (N, H, W, C), Wt (KH, KW, C, F) with F a multiple of 16 or 24 (tile_width), b (F,) or None."""
     N, H, W, C = x.shape
     KH, KW, _, F = Wt.shape
-    check_inputs("direct convolution", x, Wt, pad_top, pad_left)
+    check_inputs("direct convolution", x, Wt, pad_top, pad_left, b, (OH, OW))
     FB = tile_width(F, OW)
     if FB == 0 or OW < tile_pixels(FB):
         raise ValueError(f"direct convolution needs F a multiple of 16 or 24 and OW >= "

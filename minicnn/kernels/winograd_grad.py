@@ -1,0 +1,139 @@
+"""The weight gradient of a 3x3 convolution by Winograd, F(3x3, 4x4): kernel and NumPy twin.
+
+dW[kh, kw, c, f] = sum over images and output pixels (i, j) of
+x_pad[i + kh, j + kw, c] * dy[i, j, f]. Cut the output into 4x4 tiles: each
+adds the correlation of its 6x6 input block d with its 4x4 dy block e, a 3x3
+result. That is the forward problem turned around (3 outputs from a 4-tap
+filter instead of 4 outputs from a 3-tap one), and the same matrices do it.
+The forward pass computes, per tile, y = A^T [(G g G^T) (.) (B^T d B)] A; read
+as the sum  sum_ij e[i, j] y[i, j] = sum_k (G g G^T)_k (B^T d B)_k (A e A^T)_k,
+its derivative in g is
+
+    dW_tile = G^T [ (B^T d B) (.) (A e A^T) ] G        (A = (A^T)^T, 6 x 4)
+
+and the sum over tiles moves inside, to the 36 positions k:
+
+    V_k = (B^T d B)_k     (tiles, C)   the forward pass's input transform of x
+    E_k = (A e A^T)_k     (tiles, F)   rows of A: e0; e0+e1+e2+e3; e0-e1+e2-e3;
+                                       e0+2e1+4e2+8e3; e0-2e1+4e2-8e3; e3
+    M_k = V_k^T @ E_k     (C, F)       summed over every tile of the batch
+    dW  = G^T M G         per (c, f), once at the end (float64)
+
+The 36 products are (C x tiles) @ (tiles x F), the same shape as the direct
+dW's, on the 4x16 register tiles (a: V_k read channel-wise, a_ps = 1, a_ks = C).
+A quarter of the direct sum's multiply-adds (36 per 16 pixels instead of 144).
+The dy transform works like the forward pass's input transform (winograd.py):
+a band of 4 dy rows stored in 4 phases (column w at phase w % 4, position
+w // 4; tiles do not overlap here), then one-output loops over whole tile rows.
+"""
+import numpy as np
+from numba import njit, uint64
+
+from .tiles import tile_4x16
+from .winograd import AT, BT, G, input_transform_row
+
+
+def weight_grad_reference(x, dy, pad_top, pad_left):
+    """dW (3, 3, C, F) by F(3x3, 4x4), tile by tile, in float64 (twin of winograd_grad_rows)."""
+    N, H, Wd, C = x.shape
+    OH, OW, F = dy.shape[1:]
+    TH, TW = -(-OH // 4), -(-OW // 4)
+    xp = np.zeros((N, 4 * TH + 2, 4 * TW + 2, C))
+    h1, w1 = min(H, 4 * TH + 2 - pad_top), min(Wd, 4 * TW + 2 - pad_left)
+    xp[:, pad_top:pad_top + h1, pad_left:pad_left + w1] = x[:, :h1, :w1]
+    dyp = np.zeros((N, 4 * TH, 4 * TW, F))
+    dyp[:, :OH, :OW] = dy
+    M = np.zeros((6, 6, C, F))
+    for ty in range(TH):
+        for tx in range(TW):
+            d = xp[:, 4 * ty:4 * ty + 6, 4 * tx:4 * tx + 6]                # (N, 6, 6, C)
+            e = dyp[:, 4 * ty:4 * ty + 4, 4 * tx:4 * tx + 4]               # (N, 4, 4, F)
+            V = np.einsum("ai,nijc,bj->nabc", BT, d, BT)
+            E = np.einsum("ia,nijf,jb->nabf", AT, e, AT)                    # A e A^T
+            M += np.einsum("nabc,nabf->abcf", V, E)
+    return np.einsum("ai,abcf,bj->ijcf", G, M, G)
+
+
+def finish(M, dtype):
+    """dW (3, 3, C, F) = G^T M G from the summed M (36, C, F), in float64."""
+    Mk = M.astype(np.float64).reshape(6, 6, *M.shape[1:])
+    rows = [sum(G[a, i] * Mk[a] for a in range(6)) for i in range(3)]              # (6, C, F)
+    return np.stack([np.stack([sum(G[b, j] * r[b] for b in range(6)) for j in range(3)])
+                     for r in rows]).astype(dtype)
+
+
+@njit(nogil=True, inline="always", boundscheck=False, fastmath={"contract"})
+def a_row(p, s, o, dst, od, n):
+    """dst[od : od+n] = row p of A [e_0 .. e_3], with e_j = s[o[j] : o[j]+n]."""
+    two, four, eight = np.float32(2.0), np.float32(4.0), np.float32(8.0)
+    o0, o1, o2, o3 = o[0], o[1], o[2], o[3]
+    if p == 0:
+        for e in range(n):
+            dst[od + e] = s[o0 + e]
+    elif p == 1:
+        for e in range(n):
+            dst[od + e] = s[o0 + e] + s[o1 + e] + s[o2 + e] + s[o3 + e]
+    elif p == 2:
+        for e in range(n):
+            dst[od + e] = s[o0 + e] - s[o1 + e] + s[o2 + e] - s[o3 + e]
+    elif p == 3:
+        for e in range(n):
+            dst[od + e] = s[o0 + e] + two * s[o1 + e] + four * s[o2 + e] + eight * s[o3 + e]
+    elif p == 4:
+        for e in range(n):
+            dst[od + e] = s[o0 + e] - two * s[o1 + e] + four * s[o2 + e] - eight * s[o3 + e]
+    else:
+        for e in range(n):
+            dst[od + e] = s[o3 + e]
+
+
+@njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
+def winograd_grad_rows(x, dy, g0, g1, pad_top, pad_left, Macc, band, hrow, V, dband, hE, E):
+    """Macc (36, C, F) += M_k = V_k^T E_k over tile rows g0 .. g1-1 (row g = n * TH + ty).
+
+    x (N, H, W, C), dy (N, OH, OW, F), both C-contiguous float32; C % 4 == 0,
+    F % 16 == 0. Scratch (flat float32), TW = ceil(OW / 4), T = (g1 - g0) * TW:
+    band >= 24*(TW+1)*C, hrow >= 36*TW*C, V >= 36*T*C, dband >= 16*TW*F,
+    hE >= 24*TW*F, E >= 36*T*F."""
+    N, H, W, C = x.shape
+    OH, OW, F = dy.shape[1], dy.shape[2], dy.shape[3]
+    TH, TW = (OH + 3) // 4, (OW + 3) // 4
+    T = (g1 - g0) * TW
+    xf, dyf, Mf = x.reshape(x.size), dy.reshape(dy.size), Macc.reshape(Macc.size)
+    one_tap = np.zeros(1, np.int64)
+    offs = np.zeros(6, np.uint64)
+    zero = np.float32(0.0)
+    uF, nF = uint64(F), uint64(TW * F)
+    Vk, Ek = uint64(T * C), uint64(T * F)             # one position k of V, E
+    for g in range(g0, g1):
+        n, ty = g // TH, g % TH
+        input_transform_row(xf, H, W, C, n, ty, TW, pad_top, pad_left, band, hrow, offs, V,
+                            Vk, uint64((g - g0) * TW * C))
+        for a in range(4):                            # the dy band: 4 rows, in phases
+            oh = 4 * ty + a
+            for w in range(4 * TW):
+                o = uint64((((w % 4) * 4 + a) * TW + w // 4) * F)
+                if oh < OH and w < OW:
+                    src = uint64(((n * OH + oh) * OW + w) * F)
+                    for f in range(uF):
+                        dband[o + f] = dyf[src + f]
+                else:
+                    for f in range(uF):
+                        dband[o + f] = zero
+        for a in range(4):                            # A along the columns
+            for b in range(4):
+                offs[b] = uint64(b * 4 + a) * nF
+            for p in range(6):
+                a_row(p, dband, offs, hE, uint64(p * 4 + a) * nF, nF)
+        t0 = uint64((g - g0) * TW * F)
+        for p in range(6):                            # A along the rows -> E
+            for a in range(4):
+                offs[a] = uint64(p * 4 + a) * nF
+            for r in range(6):
+                a_row(r, hE, offs, E, uint64(6 * r + p) * Ek + t0, nF)
+    for k in range(36):                               # Macc_k += V_k^T @ E_k
+        for c0 in range(0, C, 4):
+            for f0 in range(0, F, 16):
+                tile_4x16(V, k * T * C + c0, one_tap, 1, C, E, k * T * F + f0, one_tap, F, T,
+                          Mf, (k * C + c0) * F + f0, F, True)
+    return Macc

@@ -144,24 +144,12 @@ def at_row(r, s, o, dst, od, n):
             dst[od + e] = s[o1 + e] - s[o2 + e] + eight * (s[o3 + e] - s[o4 + e]) + s[o5 + e]
 
 
-@njit(nogil=True, inline="always", boundscheck=False)
-def put_pixel(dst, o, src, s, n, inside):
-    """dst[o : o+n] = src[s : s+n] if inside (a pixel of the map), else zeros (padding)."""
-    if inside:
-        start = uint64(s)
-        for c in range(n):
-            dst[o + c] = src[start + c]
-    else:
-        zero = np.float32(0.0)
-        for c in range(n):
-            dst[o + c] = zero
-
-
 @njit(nogil=True, inline="always", boundscheck=False, fastmath={"contract"})
 def input_transform_row(xf, H, W, C, n, ty, TW, pad_top, pad_left, band, hrow, offs, V, Vk, t0):
     """V[k][tiles of row (n, ty)] = (B^T d B)[k] for its TW tiles, written at V[k*Vk + t0 ...]:
     the band of 6 input rows in 4 phases, then steps 1 and 2 (module docstring).
     xf: x (N, H, W, C) flat; band, hrow, offs: scratch; Vk, t0: uint64."""
+    zero = np.float32(0.0)
     P = TW + 1                                        # positions per phase of the band
     uC, nC = uint64(C), uint64(TW * C)
     for i in range(6):                                # the band: 6 input rows, in phases
@@ -169,7 +157,13 @@ def input_transform_row(xf, H, W, C, n, ty, TW, pad_top, pad_left, band, hrow, o
         for w in range(4 * TW + 2):
             o = uint64((((w % 4) * 6 + i) * P + w // 4) * C)
             iw = w - pad_left
-            put_pixel(band, o, xf, ((n * H + hh) * W + iw) * C, uC, 0 <= hh < H and 0 <= iw < W)
+            if 0 <= hh < H and 0 <= iw < W:
+                src = uint64(((n * H + hh) * W + iw) * C)
+                for c in range(uC):
+                    band[o + c] = xf[src + c]
+            else:
+                for c in range(uC):
+                    band[o + c] = zero
     for i in range(6):                                # step 1: B^T along the columns
         for j in range(6):                            # column j: phase j % 4, from position j // 4
             offs[j] = uint64((((j % 4) * 6 + i) * P + j // 4) * C)

@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit, uint64
 
 from .tiles import tile_4x16
-from .winograd import AT, BT, G, input_transform_row, put_pixel
+from .winograd import AT, BT, G, input_transform_row
 
 
 def weight_grad_reference(x, dy, pad_top, pad_left):
@@ -102,6 +102,7 @@ def winograd_grad_rows(x, dy, g0, g1, pad_top, pad_left, Macc, band, hrow, V, db
     xf, dyf, Mf = x.reshape(x.size), dy.reshape(dy.size), Macc.reshape(Macc.size)
     one_tap = np.zeros(1, np.int64)
     offs = np.zeros(6, np.uint64)
+    zero = np.float32(0.0)
     uF, nF = uint64(F), uint64(TW * F)
     Vk, Ek = uint64(T * C), uint64(T * F)             # one position k of V, E
     for g in range(g0, g1):
@@ -112,7 +113,13 @@ def winograd_grad_rows(x, dy, g0, g1, pad_top, pad_left, Macc, band, hrow, V, db
             oh = 4 * ty + a
             for w in range(4 * TW):
                 o = uint64((((w % 4) * 4 + a) * TW + w // 4) * F)
-                put_pixel(dband, o, dyf, ((n * OH + oh) * OW + w) * F, uF, oh < OH and w < OW)
+                if oh < OH and w < OW:
+                    src = uint64(((n * OH + oh) * OW + w) * F)
+                    for f in range(uF):
+                        dband[o + f] = dyf[src + f]
+                else:
+                    for f in range(uF):
+                        dband[o + f] = zero
         for a in range(4):                            # A along the columns
             for b in range(4):
                 offs[b] = uint64(b * 4 + a) * nF

@@ -110,8 +110,9 @@ def warm_up(subject, seconds):
     the library's threads awake, its caches holding the weights.
 
     Why: the cores here lower their clock when idle. After a 0.5 s sleep, minicnn's
-    simple-net inference (batch 128) took 48 ms instead of 31 ms back to back; 30 ms of
-    busy-waiting on one core first gave 33 ms, 100 ms gave 31 ms (bench_idle.py). A
+    simple-net inference (batch 128) took 49 ms instead of 33 ms back to back; 30 ms of
+    busy-waiting on one core first gave 34 ms, 100 ms 33 ms (bench_idle.py,
+    results/idle_clock.txt). A
     busy-wait on one core is not enough for a two-thread library: in the full benchmark
     PyTorch's channels_last inference went from 43 to 55 ms with a 0.1 s one (its second
     core idled meanwhile), hence whole runs of the subject. Without any warm-up, a subject

@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from minicnn.data import load_cifar10, standardize, train_val_split  # noqa: E402
-from minicnn.evaluate import predict_logits  # noqa: E402
+from minicnn.train import predict_logits  # noqa: E402
 from minicnn.predict import load_run  # noqa: E402
 
 VARIANTS = {                                   # name -> flags added to the baseline

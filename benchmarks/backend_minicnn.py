@@ -31,7 +31,8 @@ class Subject:
 
 
 def init(threads):
-    import minicnn  # noqa: F401  (first: it sets OMP_WAIT_POLICY before numba starts OpenMP)
+    import minicnn
+    minicnn.tune_process()             # before numba starts its OpenMP threads (fast/process.py)
     import numba
     if threads:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
@@ -77,7 +78,7 @@ def make(task):
         return Subject(lambda: timed(lambda: np.matmul(A, B, out=C)), {"flops": 2 * M * K * N})
 
     if kind == "layer":
-        from minicnn.layers import Conv2D
+        from minicnn.nn import Conv2D
         conv = Conv2D(task["C"], task["F"], task["k"], stride=1, padding=task["padding"],
                       bias=task["bias"], rng=0)
         N = task["N"]
@@ -94,10 +95,10 @@ def make(task):
         return Subject(backward_once, meta)
 
     if kind == "network":
-        from minicnn import models
-        from minicnn.losses import softmax_cross_entropy
+        from minicnn import zoo
+        from minicnn.nn import softmax_cross_entropy
         kwargs = {"widths": tuple(task["widths"])} if task.get("widths") else {}
-        model = models.MODELS[task["name"]](**kwargs)
+        model = zoo.MODELS[task["name"]](**kwargs)
         N = task["N"]
         x = rng.standard_normal((N, 32, 32, 3), dtype=np.float32)    # (N, H, W, C)
         labels = rng.integers(0, 10, N)

@@ -5,7 +5,7 @@ under a separate interpreter that has torch (see run_all.py for the setup).
 
 Every task may carry ``"layout"``: "nchw" (contiguous NCHW tensors) or
 "channels_last" (NCHW shape, NHWC memory: ``torch.channels_last``, the layout
-minicnn uses). Architectures mirror minicnn.models:
+minicnn uses). Architectures mirror minicnn.zoo:
 
 simple:   Conv(3,32,3,p1) ReLU Conv(32,32) ReLU MaxPool2 Conv(32,64) ReLU Conv(64,64) ReLU
           MaxPool2 Flatten Linear(4096,512) ReLU Linear(512,10)

@@ -16,11 +16,13 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import minicnn  # noqa: E402,F401  (sets NUMBA_SLP_VECTORIZE before numba loads)
+import minicnn  # noqa: E402
+
+minicnn.tune_process()   # the settings training uses (minicnn/fast/process.py)
 from bench_common import rule_bench_args  # noqa: E402
-from minicnn.layers import Conv2D  # noqa: E402
-from minicnn.kernels.direct import tile_width  # noqa: E402
-from minicnn.layers.conv_direct import direct_forward, direct_weight_grad  # noqa: E402
+from minicnn.nn import Conv2D  # noqa: E402
+from minicnn.fast.kernels.direct import tile_width  # noqa: E402
+from minicnn.fast.conv_direct import direct_forward, direct_weight_grad  # noqa: E402
 
 # (name, C, F, H): every 3x3 'same' conv of simple and airbench94 (airbench after its 2x2 whitening)
 SHAPES = [("simple.conv1", 3, 32, 32), ("simple.conv2", 32, 32, 32),
@@ -41,12 +43,12 @@ def ops(layer, x, dy):
         layer.forward(x, True)
 
     def other_dW():
-        layer.allow_direct, layer.skip_input_grad, layer.frozen = False, True, set()
+        layer.allow_direct, layer.needs_input_grad, layer.frozen = False, False, set()
         layer.x = x
         layer.backward(dy)
 
     def other_dx():
-        layer.allow_direct, layer.skip_input_grad, layer.frozen = False, False, {"W", "b"}
+        layer.allow_direct, layer.needs_input_grad, layer.frozen = False, True, {"W", "b"}
         layer.x = x
         layer.backward(dy)
 
@@ -62,7 +64,7 @@ def main():
     args = rule_bench_args(__doc__)
     rng = np.random.default_rng(0)
     print(f"# batch {args.batch}, CPU ms per op (median of {args.reps}), numba threads "
-          f"{minicnn.kernels.parallel.num_threads()}; GFLOP/s nominal")
+          f"{minicnn.fast.parallel.num_threads()}; GFLOP/s nominal")
     print(f"{'layer':14s} {'op':8s} {'direct ms':>10s} {'other ms':>10s} {'direct GF/s':>12s} "
           f"{'other GF/s':>11s} {'speed-up':>9s}")
     for name, C, F, H in SHAPES:

@@ -15,7 +15,9 @@ import sys
 import numpy as np
 
 import minicnn as mc
-from minicnn.losses import softmax_cross_entropy
+
+mc.tune_process()
+from minicnn.nn import softmax_cross_entropy
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_augment import median_seconds as timed  # noqa: E402  (one timer for both scripts)

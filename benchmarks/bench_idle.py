@@ -15,8 +15,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import minicnn  # noqa: E402,F401  (before numba starts threads: see minicnn/__init__.py)
-from minicnn.models import airbench, simple  # noqa: E402
+import minicnn  # noqa: E402
+
+minicnn.tune_process()   # the settings training uses (minicnn/fast/process.py)
+from minicnn.zoo import airbench, simple  # noqa: E402
 
 
 def busy_wait(seconds):

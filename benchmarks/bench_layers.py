@@ -4,7 +4,7 @@ Usage:
     python benchmarks/bench_layers.py [--torch-python /work/torchenv/bin/python] [--quick]
                                       [--batch 128] [--only simple|airbench] [--json PATH]
 
-For each conv shape of minicnn.models.simple() and .airbench() (the table
+For each conv shape of minicnn.zoo.simple() and .airbench() (the table
 LAYERS below; tests/test_benchmarks_smoke.py checks it still matches the models)
 it times, on a batch of random NHWC float32 images:
 

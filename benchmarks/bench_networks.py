@@ -5,7 +5,7 @@ Usage:
                                         [--batch 128 1024] [--only simple|airbench]
                                         [--no-memory] [--json PATH]
 
-For minicnn.models.simple() and .airbench(widths=(64, 256, 256)) on random
+For minicnn.zoo.simple() and .airbench(widths=(64, 256, 256)) on random
 32x32x3 images (NHWC float32), at batch 128 and 1024 (--quick: 128 only):
 
     train  forward(x, training=True) + softmax_cross_entropy + backward

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_omp_wait.py [--nets airbench simple] [--batch 128] [--rounds 3]
 
-minicnn sets OMP_WAIT_POLICY=PASSIVE at import (minicnn/__init__.py). "spin" runs the
+minicnn.tune_process() sets OMP_WAIT_POLICY=PASSIVE (minicnn/fast/process.py). "spin" runs the
 same step with GOMP_SPINCOUNT=300000, libgomp's default when no policy is set. The two
 alternate, one fresh process per measurement, --rounds times; each process prints the
 median of 5 steps after 2 warm-up steps (forward + loss + backward + SGD update, float32).
@@ -14,8 +14,10 @@ import sys
 
 STEP = r"""
 import sys, time, numpy as np
-from minicnn.losses import softmax_cross_entropy
-from minicnn.models import airbench, simple
+import minicnn
+minicnn.tune_process()
+from minicnn.nn import softmax_cross_entropy
+from minicnn.zoo import airbench, simple
 net, N = sys.argv[1], int(sys.argv[2])
 model = simple() if net == "simple" else airbench()
 rng = np.random.default_rng(0)

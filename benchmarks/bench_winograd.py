@@ -17,10 +17,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import minicnn  # noqa: E402,F401  (sets NUMBA_SLP_VECTORIZE before numba loads)
+import minicnn  # noqa: E402
+
+minicnn.tune_process()   # the settings training uses (minicnn/fast/process.py)
 from bench_common import rule_bench_args  # noqa: E402
-from minicnn.layers import Conv2D  # noqa: E402
-import minicnn.layers.conv as conv_module  # noqa: E402
+from minicnn.nn import Conv2D  # noqa: E402
 
 # (C, F, H): the simple net's 3x3 convs (dx of 32->64 is the 64->32 product), airbench94's,
 # 128->128, and the two that lose (3 input channels; 3x3 maps)
@@ -31,31 +32,30 @@ SHAPES = [(32, 32, 32), (32, 64, 16), (64, 64, 16), (24, 64, 31), (64, 64, 15), 
 def main():
     args = rule_bench_args(__doc__)
     rng = np.random.default_rng(0)
-    rule = conv_module.Conv2D.use_winograd
     print(f"# batch {args.batch}, wall ms (median of {args.reps}), threads "
-          f"{minicnn.kernels.parallel.num_threads()}")
+          f"{minicnn.fast.parallel.num_threads()}")
     print(f"{'C->F @HxW':16s} {'op':4s} {'winograd':>9s} {'other':>9s} {'speed-up':>9s}")
     for C, F, H in SHAPES:
         layer = Conv2D(C, F, 3, padding="same", bias=False, rng=0)
         x = rng.standard_normal((args.batch, H, H, C)).astype(np.float32)
         dy = rng.standard_normal((args.batch, H, H, F)).astype(np.float32)
-        forced = lambda self, dtype, size, dx=False, weight_grad=False: self.allow_winograd
         ops = ["fwd"] + ["dx"] * (C % 32 == 0) + ["dW"] * (C % 4 == 0 and F % 16 == 0)
         for op in ops:
             layer.frozen = {"W"} if op == "dx" else set()      # backward = dx only, or
-            layer.skip_input_grad = op == "dW"                 # dW (and db) only
+            layer.needs_input_grad = op != "dW"                 # dW (and db) only
             times = {True: [], False: []}
             for rep in range(args.reps + 1):
                 for allow in (True, False):
                     layer.allow_winograd = allow
-                    conv_module.Conv2D.use_winograd = forced if allow else rule
+                    layer.forced_paths = {"forward": "winograd", "dx": "winograd",
+                                          "dW": "winograd"} if allow else {}
                     if op != "fwd":
                         layer.forward(x, True)
                     t = time.perf_counter()
                     layer.forward(x, True) if op == "fwd" else layer.backward(dy)
                     if rep:
                         times[allow].append(time.perf_counter() - t)
-            conv_module.Conv2D.use_winograd = rule
+            layer.forced_paths = {}
             w, o = np.median(times[True]), np.median(times[False])
             print(f"{C:>4d}->{F:<4d} @{H:>2d}x{H:<2d} {op:4s} {w * 1e3:9.1f} {o * 1e3:9.1f} "
                   f"{o / w:9.2f}", flush=True)

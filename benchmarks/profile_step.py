@@ -17,9 +17,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import minicnn  # noqa: E402,F401  (before numba starts threads: see minicnn/__init__.py)
-from minicnn.losses import softmax_cross_entropy  # noqa: E402
-from minicnn.models import airbench, simple  # noqa: E402
+import minicnn  # noqa: E402
+
+minicnn.tune_process()   # the settings training uses (minicnn/fast/process.py)
+from minicnn.nn import softmax_cross_entropy  # noqa: E402
+from minicnn.zoo import airbench, simple  # noqa: E402
 
 
 def profile(model, x, labels, mode, reps, clock):
@@ -67,7 +69,7 @@ def main():
     total = fwd.sum() + bwd.sum() + other.sum()
     conv = sum(fwd[i] + bwd[i] for i, layer in enumerate(model.layers) if type(layer).__name__ == "Conv2D")
     print(f"# {args.net}, batch {args.batch}, {args.mode}, {'CPU' if args.cpu_clock else 'wall'} ms, "
-          f"mean of {args.reps} after 1 warm-up; numba threads {minicnn.kernels.parallel.num_threads()}")
+          f"mean of {args.reps} after 1 warm-up; numba threads {minicnn.fast.parallel.num_threads()}")
     print(f"{'#':>2} {'layer':46s} {'forward':>8s} {'backward':>8s} {'share':>6s}")
     for i, layer in enumerate(model.layers):
         share = (fwd[i] + bwd[i]) / total

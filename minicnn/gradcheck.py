@@ -67,7 +67,7 @@ def check_layer(layer, x, training=True, h=1e-6, seed=0, before_forward=None):
 
     restore()
     layer.forward(x, training)
-    layer.skip_input_grad = False
+    layer.needs_input_grad = True
     dx = layer.backward(R)
     analytic = {"x": dx}
     analytic.update({k: layer.grads[k].copy() for k in layer.params if k not in layer.frozen})

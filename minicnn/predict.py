@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import predict_logits
-from .losses import softmax
-from .metrics import topk
-from .models import airbench, simple
+from .fast.process import tune_process
+from .train.evaluate import predict_logits
+from .nn.loss import softmax
+from .train.metrics import topk
+from .zoo import airbench, simple
 
 
 def load_run(run_dir):
@@ -65,6 +66,7 @@ def main(argv=None):
     p.add_argument("--run", required=True, help="run directory written by examples/train_cifar10.py")
     p.add_argument("--top", type=int, default=3)
     args = p.parse_args(argv)
+    tune_process()
     try:
         model, config = load_run(args.run)
         idx, probs = classify(model, config, read_images(args.images), args.top)

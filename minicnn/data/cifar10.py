@@ -22,6 +22,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .download import download_cifar10
+from .layout import (BIN_ARCHIVE, BIN_DIR, PY_ARCHIVE, PY_DIR, DatasetError,  # noqa: F401
+                     DatasetNotFoundError)
+
 H, W, C = 32, 32, 3
 PIXELS = C * H * W                  # 3072 bytes of pixels per image
 RECORD_BYTES = 1 + PIXELS           # binary layout: label byte + pixels
@@ -31,21 +35,11 @@ MAX_PICKLE_BYTES = 64 * 2**20       # an official pickle batch is ~31 MB
 MAX_META_BYTES = 2**20
 CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck"]
-BIN_DIR, PY_DIR = "cifar-10-batches-bin", "cifar-10-batches-py"
-BIN_ARCHIVE, PY_ARCHIVE = "cifar-10-binary.tar.gz", "cifar-10-python.tar.gz"
 LAYOUTS = {  # layout -> (folder name, train files, test file, meta file)
     "binary": (BIN_DIR, [f"data_batch_{i}.bin" for i in range(1, 6)], "test_batch.bin",
                "batches.meta.txt"),
     "python": (PY_DIR, [f"data_batch_{i}" for i in range(1, 6)], "test_batch", "batches.meta"),
 }
-
-
-class DatasetError(ValueError):
-    """A dataset file is present but wrong: truncated, oversized, corrupt or unsafe."""
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """CIFAR-10 is in none of the places looked, and could not be downloaded."""
 
 
 # ---------------------------------------------------------------- decoding bytes
@@ -295,7 +289,6 @@ def load_cifar10(data_dir=None, download=True, *, urlopen=None):
             return read_cifar10(path)
     if not download:
         raise DatasetNotFoundError(_not_found(looked))
-    from .download import download_cifar10   # here, not at the top: download imports this module
     try:
         folder = download_cifar10(looked[0][1], urlopen=urlopen)
     except OSError as e:   # no network, HTTP error, timeout, unwritable folder

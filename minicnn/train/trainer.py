@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
+from ..fast.process import tune_process
+from ..checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
 from .evaluate import evaluate
-from .losses import softmax_cross_entropy
+from ..nn.loss import softmax_cross_entropy
 from .progress import ProgressBar
 
 
@@ -47,6 +48,7 @@ class Trainer:
     def __init__(self, model, optimizer, loader, schedule=None, total_steps=None, val=None,
                  label_smoothing=0.0, lookahead=None, lookahead_decay=None, patience=None,
                  epoch_hooks=(), run_dir=None, config=None, progress=True, eval_batch=500):
+        tune_process()       # the process-wide settings training wants (fast/process.py)
         self.model, self.optimizer, self.loader = model, optimizer, loader
         self.schedule = schedule or (lambda step: 1.0)
         self.total_steps = total_steps

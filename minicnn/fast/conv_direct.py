@@ -22,9 +22,9 @@ import operator
 
 import numpy as np
 
-from ..kernels.direct import (conv_images, pack_weights, tile_pixels, tile_width,
+from .kernels.direct import (conv_images, pack_weights, tile_pixels, tile_width,
                               weight_grad_images)
-from ..kernels.parallel import num_threads, parallel_blocks
+from .parallel import num_threads, parallel_blocks
 
 IMAGES_PER_BLOCK = 2     # images per block handed to a core
 

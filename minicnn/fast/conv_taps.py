@@ -14,8 +14,8 @@ order, so results do not depend on thread timing (as in conv.py).
 """
 import numpy as np
 
-from ..kernels.parallel import num_threads, parallel_blocks
-from ..kernels.taps import gather_rows, im2col_class_rows, scatter_rows, tap_classes
+from .parallel import num_threads, parallel_blocks
+from .kernels.taps import gather_rows, im2col_class_rows, scatter_rows, tap_classes
 
 
 def _blocks(classes, N, C, block_rows):

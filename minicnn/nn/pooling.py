@@ -4,11 +4,50 @@ MaxPool2D        y = max over each KxK window (stride S); dy goes to the first m
 AvgPool2D        y = mean over each KxK window;          dx += dy / (K*K) on every tap.
 GlobalAvgPool2D  y[n, c] = mean_{h,w} x[n, h, w, c]      dx = dy / (H*W) broadcast.
 GlobalMaxPool2D  y[n, c] = max_{h,w} x[n, h, w, c]       dx = dy at the first argmax.
+
+Pooling has no weights: its backward only routes gradients. A max passes dy to the
+one input that won (the derivative of max is 1 there, 0 elsewhere; on a tie, the
+first maximum takes it all, so the gradient is not counted twice); a mean spreads
+dy evenly over its K*K inputs. Overlapping windows (S < K) add up.
+
+MaxPool2D keeps ``arg`` (N, OH, OW, C) int8: the winning tap kh*K + kw of each
+output, one byte per output (K*K <= 127). The fast backend computes the same in
+one numba pass (fast/kernels/pooling.py); the other pools are NumPy on both.
 """
 import numpy as np
 
-from ..kernels.pooling import maxpool_forward, maxpool_backward
-from .base import Layer
+from .. import backend
+from .layer import Layer
+
+
+# ---- reference: the formulas in NumPy ------------------------------------------------
+def window_taps(x, K, S):
+    """(N, OH, OW, K*K, C): the K*K entries of every window, tap kh*K + kw on axis 3."""
+    N, H, W, C = x.shape
+    OH, OW = (H - K) // S + 1, (W - K) // S + 1
+    windows = np.empty((N, OH, OW, K * K, C), dtype=x.dtype)
+    for kh in range(K):
+        for kw in range(K):
+            windows[:, :, :, kh * K + kw, :] = x[:, kh:kh + S * OH:S, kw:kw + S * OW:S, :]
+    return windows
+
+
+def maxpool(x, K, S):
+    """(y, arg): each window's maximum and the tap of its first maximum (int8)."""
+    windows = window_taps(x, K, S)
+    arg = windows.argmax(axis=3)                   # argmax returns the first maximum
+    return windows.max(axis=3), arg.astype(np.int8)
+
+
+def maxpool_backward(dy, arg, x_shape, K, S):
+    """dx: each dy added to the input its window's maximum came from."""
+    OH, OW = dy.shape[1:3]
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for kh in range(K):
+        for kw in range(K):
+            won = arg == kh * K + kw
+            dx[:, kh:kh + S * OH:S, kw:kw + S * OW:S, :] += np.where(won, dy, 0)
+    return dx
 
 
 class _Pool2D(Layer):
@@ -38,22 +77,26 @@ class _Pool2D(Layer):
 
 class MaxPool2D(_Pool2D):
     cached = ("arg",)
+    arg = None
 
     def forward(self, x, training=False):
         self.check_input(x, ndim=4)
-        x = np.ascontiguousarray(x)
-        OH, OW, C = self.output_shape(x.shape[1:])
-        y = np.empty((x.shape[0], OH, OW, C), dtype=x.dtype)
-        self.arg = np.empty(y.shape, dtype=np.int8)      # one byte per output element
-        maxpool_forward(x, self.K, self.S, y, self.arg)
+        self.output_shape(x.shape[1:])                  # raises if x is smaller than a window
         self.x_shape = x.shape
-        return y
+        return backend.run(self, "forward", np.ascontiguousarray(x))
 
     def backward(self, dy):
+        if self.arg is None:
+            raise RuntimeError(f"{self.name}.backward: call forward first")
         self.check_backward(dy, self.arg.shape)
-        dx = np.empty(self.x_shape, dtype=dy.dtype)
-        maxpool_backward(np.ascontiguousarray(dy), self.arg, self.K, self.S, dx)
-        return dx
+        return backend.run(self, "backward", np.ascontiguousarray(dy))
+
+    def forward_reference(self, x):
+        y, self.arg = maxpool(x, self.K, self.S)
+        return y
+
+    def backward_reference(self, dy):
+        return maxpool_backward(dy, self.arg, self.x_shape, self.K, self.S)
 
 
 class AvgPool2D(_Pool2D):

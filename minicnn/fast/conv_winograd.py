@@ -24,9 +24,9 @@ for the transforms: 0.48x).
 """
 import numpy as np
 
-from ..kernels.parallel import num_threads, parallel_blocks
-from ..kernels.winograd import weight_transform, winograd_rows
-from ..kernels.winograd_grad import finish, winograd_grad_rows
+from .parallel import num_threads, parallel_blocks
+from .kernels.winograd import weight_transform, winograd_rows
+from .kernels.winograd_grad import finish, winograd_grad_rows
 from .conv_direct import check_inputs
 
 TILES_PER_BLOCK = 32

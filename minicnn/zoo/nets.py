@@ -16,9 +16,9 @@ Convolutions after the first get ``dirac_init`` (identity on the first C filters
 """
 import numpy as np
 
-from .layers import (Conv2D, ReLU, GELU, MaxPool2D, BatchNorm2D, Dense, Flatten)
-from .layers.init import as_rng
-from .model import Sequential
+from ..nn import (Conv2D, ReLU, GELU, MaxPool2D, BatchNorm2D, Dense, Flatten)
+from ..nn.init import as_rng
+from ..nn.sequential import Sequential
 from .whitening import whitening_weights
 
 
@@ -70,6 +70,7 @@ def airbench(widths=(64, 256, 256), num_classes=10, rng=0, dtype=np.float32,
     identity init of the 3x3 convs."""
     rng = as_rng(rng)
     whiten = Conv2D(3, 24, 2, padding="valid", bias=True, rng=rng, dtype=dtype, name="Whiten")
+    whiten.roles.update(W="whitening", b="whitening_bias")
     if frozen_whiten:
         whiten.frozen.add("W")
         if whiten_images is not None:

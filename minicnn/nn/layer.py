@@ -12,6 +12,24 @@ A layer
   array object every step, so optimizers can hold on to it);
 * never changes a weight: optimizers do that, and they are separate.
 
+Each built-in layer writes both passes twice: ``forward_reference`` /
+``backward_reference``, plain NumPy beside the formula, and a fast version in
+``minicnn/fast`` registered for the same layer and pass. ``forward`` and
+``backward`` check their input and hand the work to the active backend
+(``minicnn.backend``). A layer of your own only needs ``forward`` and ``backward``.
+
+Declared attributes (what a container may rely on):
+
+``needs_input_grad`` — True: ``backward`` returns dx. A container sets it to False
+              on its first layer, whose input is the data: layers that can skip
+              the dx computation then return None.
+``fuses_with`` — the layer type this layer can absorb when it comes right after
+              it (Conv2D: ReLU); ``Sequential`` shows and runs such pairs as
+              one step.
+``roles``   — what each param is for: ``"weight"``, ``"bias"``, ``"norm_scale"``,
+              ``"norm_shift"``, ``"whitening_bias"``, ... Training recipes pick
+              parameter groups by role, not by name or position.
+
 ``params``  — trainable arrays, by name (``"W"``, ``"b"``, ...).
 ``grads``   — their gradients, same names and shapes.
 ``buffers`` — arrays that are saved with the model but never trained
@@ -25,6 +43,7 @@ class Layer:
     """Base class: holds params/grads/buffers and checks inputs."""
 
     cached = ()          # names of the attributes forward keeps for backward
+    fuses_with = None    # a layer type this one can absorb when it follows (see above)
 
     def __init__(self, name=None):
         self.name = name or type(self).__name__
@@ -32,12 +51,16 @@ class Layer:
         self.grads = {}
         self.buffers = {}
         self.frozen = set()
+        self.roles = {}
+        self.needs_input_grad = True
+        self.ran_on = None           # the backend that ran the last forward
 
     # -- parameters -------------------------------------------------------
-    def add_param(self, key, value):
-        """Register a trainable array and a zeroed gradient beside it."""
+    def add_param(self, key, value, role="weight"):
+        """Register a trainable array, a zeroed gradient beside it, and its role."""
         self.params[key] = value
         self.grads[key] = np.zeros_like(value)
+        self.roles[key] = role
 
     def to(self, dtype):
         """Cast params, grads and buffers to ``dtype`` (float64 for gradient checks)."""
@@ -65,6 +88,12 @@ class Layer:
 
     def backward(self, dy):
         raise NotImplementedError
+
+    def can_fuse(self, next_layer):
+        """True when ``next_layer`` is exactly of type ``fuses_with``. Exact types on both
+        sides: a subclass may compute something else, so it must declare fusion itself."""
+        return ("fuses_with" in vars(type(self)) and self.fuses_with is not None
+                and type(next_layer) is self.fuses_with)
 
     def release(self):
         """Drop what forward kept for backward. Inference calls this after each layer

@@ -18,8 +18,8 @@ Schedule: linear warmup from 0.2 to 1 over the first 23% of steps, then linear
 decay to 0.07. Lookahead every 5 steps with decay 0.95**5 * (step / total)**3.
 The whitening layer's bias trains for the first 3 epochs only.
 """
-from .optim import SGD, Lookahead
-from .optim.schedules import warmup_linear
+from ..optim import SGD, Lookahead
+from ..optim.schedules import warmup_linear
 
 
 def airbench_lr(batch_size, lr=11.5, momentum=0.85):
@@ -28,16 +28,17 @@ def airbench_lr(batch_size, lr=11.5, momentum=0.85):
 
 def airbench_optimizer(model, batch_size, lr_scale=1.0, momentum=0.85, lr=11.5,
                        weight_decay=0.0153, bias_scaler=64.0):
-    """Nesterov SGD with airbench's three groups: BatchNorm shifts (64x lr),
-    the whitening bias (group 1, frozen later by ``freeze_whiten_bias``), the rest."""
+    """Nesterov SGD with airbench's three groups, chosen by the params' roles: BatchNorm
+    parameters (role "norm_shift", or "norm_scale" when trained; 64x lr), the whitening
+    bias (role "whitening_bias", frozen later by ``freeze_whiten_bias``), the rest."""
     base_lr = airbench_lr(batch_size, lr, momentum) * lr_scale
     l2 = weight_decay / lr
+    roles = model.roles()
     norm, whiten_bias, rest = [], [], []
     for name, p, g in model.named_parameters():
-        layer = model[int(name.split(".")[0])]
-        if type(layer).__name__.startswith("BatchNorm"):
+        if roles[name] in ("norm_shift", "norm_scale"):
             norm.append((name, p, g))
-        elif name == "0.b":
+        elif roles[name] == "whitening_bias":
             whiten_bias.append((name, p, g))
         else:
             rest.append((name, p, g))
@@ -49,10 +50,12 @@ def airbench_optimizer(model, batch_size, lr_scale=1.0, momentum=0.85, lr=11.5,
 
 
 def freeze_whiten_bias(epochs=3):
-    """Epoch hook: the whitening bias (param "0.b") trains for ``epochs`` epochs, then stops."""
+    """Epoch hook: the whitening bias (role "whitening_bias") trains for ``epochs`` epochs,
+    then stops."""
     def hook(trainer, epoch):
+        roles = trainer.model.roles()
         for group in trainer.optimizer.param_groups:
-            if any(item[0] == "0.b" for item in group["params"]):
+            if any(roles.get(item[0]) == "whitening_bias" for item in group["params"]):
                 group["lr_scale"] = 1.0 if epoch < epochs else 0.0
     return hook
 

@@ -6,19 +6,29 @@ backward:  dlogits -> layer_n.backward -> ... -> layer_0.backward -> dx
 
 Names: parameter ``key`` of layer ``i`` is called ``"i.key"`` (``"0.W"``,
 ``"3.gamma"``) in ``named_parameters()``, ``state_dict()`` and saved files.
+
+Steps: the layers run in ``steps``, a list made once when the model is built. A
+step is one layer, or a fused pair: a layer that declares ``fuses_with`` (Conv2D)
+followed by exactly that type (ReLU) runs as one step, y = max(conv(x), 0) computed
+block by block while the output is in cache, saving a pass over the largest
+activations. ``summary()`` shows each fused pair; ``Sequential(layers, fuse=False)``
+runs every layer on its own (same numbers: fusion changes no result).
+
+The first layer's input is the data, whose gradient nobody needs: Sequential sets
+its ``needs_input_grad`` to False, so ``backward`` returns None (``input_gradient``
+computes it when wanted, e.g. for gradient checks or saliency).
 """
 import os
 
 import numpy as np
 
-from .checkpoint import write_npz_atomic
-from .layers.activations import ReLU
-from .layers.base import Layer
-from .layers.conv import Conv2D
+from .. import backend
+from ..checkpoint import write_npz_atomic
+from .layer import Layer
 
 
 class Sequential:
-    def __init__(self, layers):
+    def __init__(self, layers, fuse=True):
         layers = list(layers)
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
@@ -27,8 +37,20 @@ class Sequential:
             raise ValueError("Sequential: expected at least one layer, got none")
         self.layers = layers
         self.released = False      # True after predict: the layers hold nothing for backward
-        # The first layer's input is the data: no one needs its gradient.
-        self.layers[0].skip_input_grad = True
+        self.layers[0].needs_input_grad = False          # its input is the data
+        self.steps = self.plan_steps(fuse)
+
+    def plan_steps(self, fuse=True):
+        """[(i,) or (i, i + 1), ...]: the layers in order, fused pairs as one step."""
+        steps, i = [], 0
+        while i < len(self.layers):
+            if fuse and i + 1 < len(self.layers) and self.layers[i].can_fuse(self.layers[i + 1]):
+                steps.append((i, i + 1))
+                i += 2
+            else:
+                steps.append((i,))
+                i += 1
+        return steps
 
     def __iter__(self):
         return iter(self.layers)
@@ -46,33 +68,24 @@ class Sequential:
         return x
 
     def _run(self, x, training, release):
-        """Every layer's forward in turn. A Conv2D followed by a ReLU is fused: the conv
-        applies the ReLU to each block of its output while it is in cache, and the ReLU
-        layer only keeps the result for its backward (saves one pass over the largest
-        activations). release: drop what each layer kept for backward (predict)."""
-        layers, i = self.layers, 0
-        while i < len(layers):
-            layer = layers[i]
-            fuse = (type(layer) is Conv2D and i + 1 < len(layers)   # exact types: a subclass
-                    and type(layers[i + 1]) is ReLU)                 # may change forward
-            if fuse:
-                x = layers[i + 1].forward_fused(layer.forward(x, training, relu=True))
-                if release:
-                    layer.release()
-                    layers[i + 1].release()
-                i += 2
-                continue
-            x = layer.forward(x, training)
+        """Every step's forward in turn. release: drop what each layer kept for backward
+        as soon as the next has its input (predict)."""
+        for step in self.steps:
+            if len(step) == 2:                                 # layer + the activation it fuses
+                layer, activation = self.layers[step[0]], self.layers[step[1]]
+                x = activation.forward_fused(layer.forward(x, training, relu=True))
+            else:
+                x = self.layers[step[0]].forward(x, training)
             if release:
-                layer.release()
-            i += 1
+                for i in step:
+                    self.layers[i].release()
         return x
 
     __call__ = forward
 
     def backward(self, dy):
-        """Backpropagate dL/dlogits; fills every layer's grads. Returns None
-        (the input's gradient is skipped: see ``input_gradient``)."""
+        """Backpropagate dL/dlogits; fills every layer's grads. Returns None (the first
+        layer does not compute the input's gradient: see ``input_gradient``)."""
         if self.released:
             raise RuntimeError("Sequential.backward: the last pass was predict(), which keeps "
                                "nothing for backward; call forward(x, training=...) first")
@@ -82,11 +95,11 @@ class Sequential:
 
     def input_gradient(self, dy):
         """Backward that also returns dL/dx for the network input (gradient checks)."""
-        self.layers[0].skip_input_grad = False
+        self.layers[0].needs_input_grad = True
         try:
             return self.backward(dy)
         finally:
-            self.layers[0].skip_input_grad = True
+            self.layers[0].needs_input_grad = False
 
     def predict(self, x, batch_size=500):
         """Logits for x in eval mode, computed batch by batch. Returns (N, K).
@@ -116,6 +129,12 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             for key, a in list(layer.params.items()) + list(layer.buffers.items()):
                 yield f"{i}.{key}", a
+
+    def roles(self):
+        """{"i.key": role} for every param, frozen ones too (Layer.roles): what recipes
+        choose parameter groups by."""
+        return {f"{i}.{key}": role for i, layer in enumerate(self.layers)
+                for key, role in layer.roles.items()}
 
     def parameters(self):
         return [p for _, p, _ in self.named_parameters()]
@@ -185,22 +204,53 @@ class Sequential:
         self.load_state_dict(state)
 
     # -- description ------------------------------------------------------------
-    def summary(self, input_shape=(32, 32, 3)):
-        """A table of each layer's output shape, parameter count and forward FLOPs
-        per example (multiply-add = 2). ``input_shape`` excludes the batch axis."""
+    def summary(self, input_shape=(32, 32, 3), paths=False, batch_size=128):
+        """A table of each layer's output shape, parameter count and forward FLOPs per
+        example (multiply-add = 2). ``input_shape`` excludes the batch axis. Fused
+        pairs are marked. ``paths=True`` adds which code computes each layer's forward
+        pass, dx and dW on the active backend, for a batch of ``batch_size``
+        (a Conv2D's choice depends on the batch shape: minicnn/fast/rules.py)."""
+        fused_into = {step[1]: step[0] for step in self.steps if len(step) == 2}
         rows, shape, total_p, total_f = [], tuple(input_shape), 0, 0
         for i, layer in enumerate(self.layers):
             flops = layer.flops(shape)
-            shape = layer.output_shape(shape)
+            in_shape, shape = shape, layer.output_shape(shape)
             n = sum(p.size for p in layer.params.values())
             total_p, total_f = total_p + n, total_f + flops
-            rows.append((f"{i}", repr(layer), str(shape), f"{n:,}", f"{flops / 1e6:.2f}"))
-        rows.append(("", "total", "", f"{total_p:,}", f"{total_f / 1e6:.2f}"))
+            name = repr(layer) + (f"  [fused into {fused_into[i]}]" if i in fused_into else "")
+            row = [f"{i}", name, str(shape), f"{n:,}", f"{flops / 1e6:.2f}"]
+            if paths:
+                row += list(self.layer_paths(i, (batch_size,) + in_shape))
+            rows.append(tuple(row))
+        extra = ("", "", "") if paths else ()
+        rows.append(("", "total", "", f"{total_p:,}", f"{total_f / 1e6:.2f}") + extra)
         head = ("#", "layer", "output (H, W, C)", "params", "MFLOPs")
-        widths = [max(len(r[j]) for r in rows + [head]) for j in range(5)]
+        if paths:
+            head += ("forward", "dx", "dW")
+        widths = [max(len(r[j]) for r in rows + [head]) for j in range(len(head))]
         fmt = "  ".join("{:<%d}" % w for w in widths)
-        lines = [fmt.format(*head), "-" * (sum(widths) + 8)] + [fmt.format(*r) for r in rows]
+        lines = [fmt.format(*head), "-" * (sum(widths) + 2 * len(widths) - 2)]
+        lines += [fmt.format(*r) for r in rows]
+        if paths:
+            lines.append(f"backend: {backend.current_backend()}, batch {batch_size}")
         return "\n".join(lines)
+
+    def layer_paths(self, i, x_shape):
+        """(forward, dx, dW): which code runs each pass of layer i for an input of shape
+        x_shape (batch axis included), on the active backend. "-" where a pass is not
+        computed: no trainable params, frozen weights, the first layer's dx."""
+        from ..fast.rules import layer_paths                # the fast backend's rule
+        layer = self.layers[i]
+        if backend.current_backend() == "reference":
+            where = "reference" if hasattr(layer, "forward_reference") else "numpy"
+            paths = {"forward": where, "dx": where, "dW": where}
+        else:
+            paths = layer_paths(layer, x_shape)
+        trainable = [k for k in layer.params if k not in layer.frozen]
+        dW = paths["dW"] if trainable else "-"
+        if trainable and "W" in layer.params and "W" in layer.frozen:
+            dW = "db only"
+        return paths["forward"], paths["dx"] if layer.needs_input_grad else "-", dW
 
     def flops(self, input_shape=(32, 32, 3)):
         total, shape = 0, tuple(input_shape)

@@ -10,7 +10,7 @@ Images are NHWC (N, H, W, C).
 """
 import numpy as np
 
-from .losses import softmax_cross_entropy
+from ..nn.loss import softmax_cross_entropy
 
 
 def mirror(x):

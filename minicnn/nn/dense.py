@@ -7,11 +7,14 @@ Dense, x (N, D), W (D, F), b (F,):
               dx = dy @ W.T      (N, D)
 
 Flatten: (N, H, W, C) -> (N, H*W*C) in NHWC order; backward reshapes back.
+
+The fast backend computes the same three products on both cores, each block a
+one-thread BLAS call (fast/parallel.py says why).
 """
 import numpy as np
 
-from ..kernels.parallel import parallel_matmul
-from .base import Layer
+from .. import backend
+from .layer import Layer
 from .init import as_rng, init_weight
 
 
@@ -34,7 +37,8 @@ class Dense(Layer):
         self.add_param("W", init_weight((in_features, out_features), in_features, out_features,
                                         init, as_rng(rng), dtype))
         if bias:
-            self.add_param("b", np.zeros(out_features, dtype=dtype))
+            self.add_param("b", np.zeros(out_features, dtype=dtype), role="bias")
+        self.x = None
 
     def __repr__(self):
         return f"{self.name}({self.D}->{self.F}, bias={self.use_bias})"
@@ -50,25 +54,30 @@ class Dense(Layer):
         if x.dtype != self.params["W"].dtype:
             raise TypeError(f"{self.name}: input dtype {x.dtype} does not match parameter dtype "
                             f"{self.params['W'].dtype}; cast the input or call model.to(dtype)")
-        self.x = x
-        y = parallel_matmul(x, self.params["W"])           # (N, F), both cores (see there)
-        if self.use_bias:
-            y += self.params["b"]
-        if self.scale != 1.0:
-            y *= y.dtype.type(self.scale)
-        return y
+        return backend.run(self, "forward", x)
 
     def backward(self, dy):
+        """dx (N, D), or None when not needs_input_grad; fills grads W and b."""
+        if self.x is None:
+            raise RuntimeError(f"{self.name}.backward: call forward first (backward uses its input)")
         self.check_backward(dy, (self.x.shape[0], self.F))
         if self.scale != 1.0:
-            dy = dy * dy.dtype.type(self.scale)
+            dy = dy * dy.dtype.type(self.scale)             # y = scale * (x @ W + b)
+        return backend.run(self, "backward", dy)
+
+    def forward_reference(self, x):
+        self.x = x
+        y = x @ self.params["W"]                            # (N, D) @ (D, F)
+        if self.use_bias:
+            y = y + self.params["b"]
+        return y * y.dtype.type(self.scale) if self.scale != 1.0 else y
+
+    def backward_reference(self, dy):
         if "W" not in self.frozen:
-            parallel_matmul(self.x.T, dy, out=self.grads["W"])
+            self.grads["W"][...] = self.x.T @ dy            # (D, N) @ (N, F)
         if self.use_bias and "b" not in self.frozen:
             self.grads["b"][...] = dy.sum(axis=0)
-        if getattr(self, "skip_input_grad", False):
-            return None
-        return parallel_matmul(dy, self.params["W"].T)
+        return dy @ self.params["W"].T if self.needs_input_grad else None
 
 
 class Flatten(Layer):

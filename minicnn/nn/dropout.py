@@ -5,7 +5,7 @@ eval:      y = x,  dx = dy   (the 1/(1-p) scaling at train time keeps E[y] = x)
 """
 import numpy as np
 
-from .base import Layer
+from .layer import Layer
 from .init import as_rng
 
 

@@ -1,0 +1,36 @@
+"""The fast backend: how minicnn is made fast. Nothing here changes the maths.
+
+    rules.py        the one dispatch rule: which convolution algorithm runs each pass
+    conv.py         Conv2D's passes: the im2col path, and the calls into the others:
+    conv_winograd.py, conv_direct.py, conv_taps.py   (drivers: blocks, threads, scratch)
+    layers.py       every other layer's passes (activations, max-pool, BatchNorm, Dense)
+    kernels/        numba kernels (plain arrays and ints in, arrays out), with NumPy twins
+    parallel.py     blocks of work on every core, each with one-thread BLAS
+    process.py      tune_process(): the process-wide settings training wants
+
+Importing this package registers its passes with minicnn.backend.
+
+One setting must be made before numba is first imported, so it is made here, at
+import: LLVM's SLP vectorizer (NUMBA_SLP_VECTORIZE=1), which packs the scalar
+accumulators of the register tiles (kernels/microkernel.py) into vector registers.
+numba leaves it off by default. It changes only how numba compiles loops, not what
+they compute. To opt out, set NUMBA_SLP_VECTORIZE=0 before importing minicnn (a value
+you set always wins): the rule then keeps Conv2D off the Winograd and direct paths.
+If numba was imported before minicnn without the flag, minicnn warns and does the same.
+"""
+import os
+import sys
+import warnings
+
+if "NUMBA_SLP_VECTORIZE" not in os.environ:
+    if "numba" not in sys.modules:
+        os.environ["NUMBA_SLP_VECTORIZE"] = "1"
+    elif not sys.modules["numba"].config.SLP_VECTORIZE:
+        warnings.warn("minicnn: numba was imported before minicnn without NUMBA_SLP_VECTORIZE=1, "
+                      "so the direct and Winograd convolutions are off and Conv2D uses its slower "
+                      "im2col paths; import minicnn first, or set NUMBA_SLP_VECTORIZE=1",
+                      RuntimeWarning, stacklevel=2)
+
+from . import conv, layers  # noqa: E402,F401  (registers the fast passes)
+from .process import tune_process  # noqa: E402
+from .rules import conv_paths  # noqa: E402

@@ -1,0 +1,221 @@
+"""Conv2D on the fast backend: the rule picks an algorithm (rules.py), this file runs it.
+
+The maths is in minicnn/nn/conv.py. Here it is computed as matrix products over
+blocks of output pixels (the im2col path, kernels/im2col.py), or by the Winograd,
+direct and tap-class drivers beside this file:
+
+    cols = im2col(x)                         # (M, K), M = N*OH*OW, K = KH*KW*C
+    y    = cols @ W.reshape(K, F) + b        # (M, F) == (N, OH, OW, F)
+    dW   = cols.T @ dy,   db = sum of dy's rows
+    dx   = col2im(dy @ W.reshape(K, F).T)    # or, stride 1: im2col(dy) @ Wflip
+
+How the work is cut, whatever the path:
+
+* Rows: blocks of R = max(BLOCK_BYTES / (K * itemsize), MIN_BLOCK_ROWS) rows of
+  im2col (the layer's ``max_chunk_bytes`` caps R). Each core takes blocks from a
+  shared counter and runs im2col_rows -> a one-thread matmul on its own buffer
+  (parallel.py), so a block stays in that core's L2 cache instead of one large
+  product streaming an (M, K) matrix through memory. Nothing of size M*K exists.
+* dW, db: summed per group of consecutive blocks (REDUCE_GROUPS fixed groups, in
+  block order, whichever thread runs the group), then the groups in order: the
+  result does not depend on thread timing, so training is bit-for-bit reproducible.
+* dx by col2im: blocks of whole images, so two threads never add to the same pixel.
+"""
+import numpy as np
+
+from ..backend import register
+from ..nn.conv import Conv2D
+from .conv_direct import direct_forward, direct_weight_grad
+from .conv_taps import taps_forward, taps_weight_grad
+from .conv_winograd import winograd_forward, winograd_weight_grad
+from .kernels.im2col import col2im_rows, im2col_rows
+from .parallel import num_threads, parallel_blocks
+from .rules import conv_path, conv_shape
+
+BLOCK_BYTES = 1 << 20    # target size of one block of im2col rows
+MIN_BLOCK_ROWS = 512     # ... but at least this many rows, so each product is tall
+REDUCE_GROUPS = 4        # dW, db: sums over this many fixed groups of blocks, added in order
+
+
+def block_rows(layer, M, K, itemsize):
+    """Rows per block of im2col (R, K): BLOCK_BYTES worth, at least MIN_BLOCK_ROWS,
+    never more than the layer's max_chunk_bytes (a hard cap: 1 gives one-row blocks) or M."""
+    row = K * itemsize
+    R = min(max(BLOCK_BYTES // row, MIN_BLOCK_ROWS), layer.max_chunk_bytes // row, M)
+    return int(max(1, R))
+
+
+def rows_for(layer, itemsize):
+    return lambda M, K: block_rows(layer, M, K, itemsize)
+
+
+@register(Conv2D, "forward")
+def conv2d_forward(layer, x, training=False, relu=False):
+    """y (N, OH, OW, F), or max(y, 0) when relu (applied per block, while in cache)."""
+    layer.x = x
+    s = conv_shape(layer, x.shape, x.dtype)
+    W, b = layer.params["W"], layer.params["b"] if layer.use_bias else None
+    path = conv_path(layer, "forward", s)
+    if path == "winograd":
+        return winograd_forward(x, W, b, s.pad_top, s.pad_left, s.OH, s.OW, relu)
+    if path == "direct":
+        return direct_forward(x, W, b, s.pad_top, s.pad_left, s.OH, s.OW, relu)
+    if path == "taps":
+        y = taps_forward(x, W, b, layer.stride, s.pad_top, s.pad_left, s.OH, s.OW,
+                         rows_for(layer, x.itemsize))
+        return np.maximum(y, 0, out=y) if relu else y
+    return im2col_forward(layer, x, s, relu)
+
+
+def im2col_forward(layer, x, s, relu):
+    N, _, _, C = x.shape
+    M, K, F = N * s.OH * s.OW, layer.KH * layer.KW * C, layer.F
+    W_mat = layer.params["W"].reshape(K, F)
+    b = layer.params["b"] if layer.use_bias else None
+    y = np.empty((N, s.OH, s.OW, F), dtype=x.dtype)
+    y_rows = y.reshape(M, F)
+    R = block_rows(layer, M, K, x.itemsize)
+    bufs = [np.empty((R, K), dtype=x.dtype) for _ in range(num_threads())]
+
+    def block(i, t):                     # rows r0:r1 of y
+        r0, r1 = i * R, min(M, i * R + R)
+        cols = im2col_rows(x, layer.KH, layer.KW, layer.stride, s.pad_top, s.pad_left,
+                           s.OH, s.OW, r0, bufs[t][:r1 - r0])          # (R, K)
+        np.matmul(cols, W_mat, out=y_rows[r0:r1])                       # (R, F)
+        if b is not None:
+            y_rows[r0:r1] += b
+        if relu:
+            np.maximum(y_rows[r0:r1], 0, out=y_rows[r0:r1])
+
+    parallel_blocks(-(-M // R), block)
+    return y
+
+
+@register(Conv2D, "backward")
+def conv2d_backward(layer, dy):
+    """Fills grads W and b (unless frozen); returns dx, or None when not needs_input_grad."""
+    x = layer.x
+    need_db = layer.use_bias and "b" not in layer.frozen
+    need_dW = "W" not in layer.frozen
+    s = conv_shape(layer, x.shape, x.dtype, need_dW)
+    if need_db or need_dW:
+        dW, db = weight_grad(layer, x, dy, s, need_dW, need_db)
+        if need_dW:
+            layer.grads["W"][...] = dW
+        if need_db:
+            layer.grads["b"][...] = db
+    if not layer.needs_input_grad:
+        return None
+    return input_grad(layer, dy, x.shape, s)
+
+
+def weight_grad(layer, x, dy, s, need_dW, need_db):
+    """(dW or None, db or None) by the rule's dW path."""
+    path = conv_path(layer, "dW", s)
+    KH, KW, F = layer.KH, layer.KW, layer.F
+    dy_rows = dy.reshape(-1, F)
+    if path != "im2col":
+        db = dy_rows.sum(axis=0, dtype=np.float64) if need_db else None
+        if not need_dW:
+            return None, db
+        if path == "winograd":
+            return winograd_weight_grad(x, dy, s.pad_top, s.pad_left, REDUCE_GROUPS), db
+        if path == "direct":
+            return direct_weight_grad(x, dy, KH, KW, s.pad_top, s.pad_left, REDUCE_GROUPS), db
+        return taps_weight_grad(x, dy, KH, KW, layer.stride, s.pad_top, s.pad_left,
+                                rows_for(layer, x.itemsize), REDUCE_GROUPS), db
+    return im2col_weight_grad(layer, x, dy_rows, s, need_dW, need_db)
+
+
+def im2col_weight_grad(layer, x, dy_rows, s, need_dW, need_db):
+    """dW = cols.T @ dy and db = column sums of dy, per fixed group of blocks."""
+    C, F, KH, KW = x.shape[3], layer.F, layer.KH, layer.KW
+    M, K = dy_rows.shape[0], KH * KW * C
+    T = num_threads()
+    R = block_rows(layer, M, K, x.itemsize)
+    nb = -(-M // R)
+    G = min(REDUCE_GROUPS, nb)           # fixed groups of blocks, one accumulator each
+    db_groups = np.zeros((G, F))                                       # float64 partial sums
+    dW_groups = np.zeros((G, K, F), dtype=x.dtype) if need_dW else None
+    tmp = np.empty((T, K, F), dtype=x.dtype) if need_dW else None
+    bufs = [np.empty((R, K), dtype=x.dtype) for _ in range(T)] if need_dW else None
+
+    def group(g, t):                     # blocks g*nb//G .. (g+1)*nb//G - 1, in order
+        for i in range(g * nb // G, (g + 1) * nb // G):
+            r0, r1 = i * R, min(M, i * R + R)
+            dy_block = dy_rows[r0:r1]                                    # (R, F)
+            if need_db:
+                db_groups[g] += dy_block.sum(axis=0)
+            if need_dW:
+                cols = im2col_rows(x, KH, KW, layer.stride, s.pad_top, s.pad_left, s.OH, s.OW,
+                                   r0, bufs[t][:r1 - r0])               # (R, K)
+                np.matmul(cols.T, dy_block, out=tmp[t])                  # (K, F)
+                dW_groups[g] += tmp[t]
+
+    parallel_blocks(G, group)
+    dW = dW_groups.sum(axis=0).reshape(KH, KW, C, F) if need_dW else None
+    return dW, db_groups.sum(axis=0) if need_db else None
+
+
+def input_grad(layer, dy, x_shape, s):
+    """dx (N, H, W, C) from dy (N, OH, OW, F), by the rule's dx path."""
+    path = conv_path(layer, "dx", s)
+    if path == "col2im":
+        return col2im_input_grad(layer, dy, x_shape, s)
+    KH, KW = layer.KH, layer.KW
+    pad_top, pad_left = KH - 1 - s.pad_top, KW - 1 - s.pad_left      # dy's padding
+    W_flip = np.ascontiguousarray(layer.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
+    if path == "winograd":
+        return winograd_forward(dy, W_flip, None, pad_top, pad_left, s.H, s.W)
+    if path == "direct":
+        return direct_forward(dy, W_flip, None, pad_top, pad_left, s.H, s.W)
+    if path == "taps":
+        return taps_forward(dy, W_flip, None, 1, pad_top, pad_left, s.H, s.W,
+                            rows_for(layer, dy.itemsize))
+    return flipped_im2col_input_grad(layer, dy, x_shape, W_flip, pad_top, pad_left)
+
+
+def flipped_im2col_input_grad(layer, dy, x_shape, W_flip, pad_top, pad_left):
+    """dx = im2col(dy padded by (pad_top, pad_left)) @ W_flip, in blocks of rows of dx."""
+    N, H, W, C = x_shape
+    KH, KW, F = layer.KH, layer.KW, layer.F
+    W_flip = W_flip.reshape(KH * KW * F, C)
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    dx_rows = dx.reshape(N * H * W, C)
+    M, K = N * H * W, KH * KW * F
+    R = block_rows(layer, M, K, dy.itemsize)
+    bufs = [np.empty((R, K), dtype=dy.dtype) for _ in range(num_threads())]
+
+    def block(i, t):
+        r0, r1 = i * R, min(M, i * R + R)
+        cols = im2col_rows(dy, KH, KW, 1, pad_top, pad_left, H, W, r0,
+                           bufs[t][:r1 - r0])                            # (R, KH*KW*F)
+        np.matmul(cols, W_flip, out=dx_rows[r0:r1])                      # (R, C)
+
+    parallel_blocks(-(-M // R), block)
+    return dx
+
+
+def col2im_input_grad(layer, dy, x_shape, s):
+    """dx = col2im(dy @ W.T), in blocks of whole images (col2im adds across rows)."""
+    N = x_shape[0]
+    KH, KW, F = layer.KH, layer.KW, layer.F
+    OH, OW = s.OH, s.OW
+    K = KH * KW * layer.C
+    W_mat_T = layer.params["W"].reshape(K, F).T                          # (F, K)
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    dy_rows = dy.reshape(N * OH * OW, F)
+    R = block_rows(layer, N * OH * OW, K, dy.itemsize)
+    per = max(1, R // (OH * OW))                                   # images per block
+    bufs = [np.empty((R, K), dtype=dy.dtype) for _ in range(num_threads())]
+
+    def block(i, t):
+        n0, n1 = i * per, min(N, i * per + per)
+        dx[n0:n1] = 0.0
+        for r0 in range(n0 * OH * OW, n1 * OH * OW, R):
+            r1 = min(r0 + R, n1 * OH * OW)
+            dcols = np.matmul(dy_rows[r0:r1], W_mat_T, out=bufs[t][:r1 - r0])  # (R, K)
+            col2im_rows(dcols, KH, KW, layer.stride, s.pad_top, s.pad_left, OH, OW, r0, dx)
+
+    parallel_blocks(-(-N // per), block)
+    return dx

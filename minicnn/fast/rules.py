@@ -1,0 +1,185 @@
+"""The dispatch rule: which algorithm computes each pass of a Conv2D on the fast backend.
+
+This file is the only place the rule is written. For each pass the table lists the
+algorithms in the order they are tried; the first whose test holds runs:
+
+    pass      tried in order
+    forward   winograd -> direct -> taps -> im2col
+    dx        winograd -> direct -> col2im -> taps -> im2col     (winograd, direct, taps,
+                                                                   im2col: the flipped kernel)
+    dW, db    winograd -> direct -> taps -> im2col
+
+The algorithms (minicnn/fast/conv.py drives them):
+
+* winograd — F(4x4, 3x3) for forward and dx, F(3x3, 4x4) for dW: 36 instead of 144
+  multiplies per 4x4 block of outputs (fast/conv_winograd.py);
+* direct   — register-blocked tiles that read the zero-bordered image in place, no
+  im2col matrix (fast/conv_direct.py);
+* taps     — im2col products that leave out the taps reading padding, worth it on
+  small maps where padding is a large share of the entries (fast/conv_taps.py);
+* im2col   — a cache-sized block of im2col rows times the weight matrix, any shape
+  and dtype (fast/conv.py); col2im for dx when the stride is not 1 or the layer
+  widens (F > C), where the flipped-kernel product would be the larger one.
+
+Each test is a short function below with the reason in one line. The thresholds
+are the measured crossover points: docs/performance.md has the measurements and
+the commands that produce them (benchmarks/bench_winograd.py, bench_direct.py,
+bench_layers.py). ``Sequential.summary(paths=True)`` prints the chosen path of
+every layer for a given input shape; ``conv_paths`` gives it for one layer.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+from ..backend import fast_implementation
+from ..nn.conv import Conv2D
+from .kernels.direct import slp_vectorizer_on, tile_width
+from .kernels.taps import padding_share
+
+# -- thresholds ------------------------------------------------------------------------
+MIN_WINOGRAD_SIDE = 7        # winograd: output map (forward, dW) or input map (dx) sides
+MIN_WINOGRAD_CHANNELS = 16   # winograd: input channels of the product (C forward, F for dx)
+WINOGRAD_BLOCK_CHANNELS = 32  # winograd: output channels of the product, a multiple of this
+MAX_WINOGRAD_DW_SIZE = 64 * 256  # winograd dW: up to this C * F
+MIN_DIRECT_WIDTH = 12        # direct: maps at least this wide
+MAX_DIRECT_CHANNELS = 64     # direct: the product's output channels at most this many
+TAPS_MIN_PADDING = 0.08      # taps: from this share of padding entries in im2col on
+
+ConvShape = namedtuple("ConvShape", "N H W OH OW pad_top pad_left dtype need_dW")
+ConvShape.__doc__ = """One Conv2D call: input N x H x W, output OH x OW, the top and left
+zero borders, the dtype, and whether dW is wanted (False: W is frozen, db alone)."""
+
+
+def conv_shape(layer, x_shape, dtype, need_dW=True):
+    """The ConvShape of ``layer`` applied to an input of shape (N, H, W, C)."""
+    N, H, W = x_shape[:3]
+    OH, OW, pad_top, pad_left = layer.geometry(H, W)
+    return ConvShape(N, H, W, OH, OW, pad_top, pad_left, np.dtype(dtype), need_dW)
+
+
+# -- the tests ---------------------------------------------------------------------------
+def tiles_can_run(layer, s):
+    """Winograd and direct run on the register tiles: float32, stride 1, and numba's
+    SLP vectorizer on (without it the tiles are ~20x slower: see fast/__init__.py)."""
+    return s.dtype == np.float32 and layer.stride == 1 and slp_vectorizer_on()
+
+
+def winograd_common(layer, side):
+    return (layer.allow_winograd and (layer.KH, layer.KW) == (3, 3)
+            and side >= MIN_WINOGRAD_SIDE)
+
+
+def winograd_forward(layer, s):
+    """3x3, a product at least MIN_WINOGRAD_CHANNELS deep and a multiple of 32 wide."""
+    return (tiles_can_run(layer, s) and winograd_common(layer, min(s.OH, s.OW))
+            and layer.C >= MIN_WINOGRAD_CHANNELS and layer.F % WINOGRAD_BLOCK_CHANNELS == 0)
+
+
+def flipped_kernel_fits(layer, s):
+    """dx as a convolution of dy needs dy's padding KH-1-pad_top (and KW-1-pad_left) >= 0."""
+    return layer.stride == 1 and layer.KH - 1 - s.pad_top >= 0 and layer.KW - 1 - s.pad_left >= 0
+
+
+def winograd_dx(layer, s):
+    """As winograd_forward for the flipped kernel: F and C swap roles."""
+    return (flipped_kernel_fits(layer, s) and tiles_can_run(layer, s)
+            and winograd_common(layer, min(s.H, s.W))
+            and layer.F >= MIN_WINOGRAD_CHANNELS and layer.C % WINOGRAD_BLOCK_CHANNELS == 0)
+
+
+def winograd_dW(layer, s):
+    """4 x 16 tiles (C % 4, F % 16); at C * F above MAX_WINOGRAD_DW_SIZE its products'
+    strided reads lose to the other paths."""
+    return (s.need_dW and tiles_can_run(layer, s) and winograd_common(layer, min(s.OH, s.OW))
+            and layer.C % 4 == 0 and layer.F % 16 == 0
+            and layer.C * layer.F <= MAX_WINOGRAD_DW_SIZE)
+
+
+def direct_common(layer, s, width):
+    return layer.allow_direct and tiles_can_run(layer, s) and width >= MIN_DIRECT_WIDTH
+
+
+def direct_forward(layer, s):
+    """Thin products: at most MAX_DIRECT_CHANNELS outputs, a tile width dividing F."""
+    return (direct_common(layer, s, s.OW) and layer.F <= MAX_DIRECT_CHANNELS
+            and tile_width(layer.F, s.OW) > 0)
+
+
+def direct_dx(layer, s):
+    """As direct_forward for the flipped kernel (C outputs, on the input's width)."""
+    return (flipped_kernel_fits(layer, s) and direct_common(layer, s, s.W)
+            and layer.C <= MAX_DIRECT_CHANNELS and tile_width(layer.C, s.W) > 0)
+
+
+def direct_dW(layer, s):
+    """4 x 16 tiles (C % 4, F % 16), both at most MAX_DIRECT_CHANNELS."""
+    return (s.need_dW and direct_common(layer, s, s.OW) and layer.C % 4 == 0
+            and layer.F % 16 == 0 and max(layer.C, layer.F) <= MAX_DIRECT_CHANNELS)
+
+
+def taps_threshold(layer):
+    return TAPS_MIN_PADDING if layer.taps_min_padding is None else layer.taps_min_padding
+
+
+def taps_forward(layer, s):
+    """At least TAPS_MIN_PADDING of the im2col entries would be padding zeros."""
+    share = padding_share(s.H, s.W, layer.KH, layer.KW, layer.stride, s.pad_top, s.pad_left,
+                          s.OH, s.OW)
+    return share >= taps_threshold(layer)
+
+
+def taps_dx(layer, s):
+    """taps_forward for the flipped-kernel convolution of dy (OH x OW in, H x W out)."""
+    share = padding_share(s.OH, s.OW, layer.KH, layer.KW, 1, layer.KH - 1 - s.pad_top,
+                          layer.KW - 1 - s.pad_left, s.H, s.W)
+    return share >= taps_threshold(layer)
+
+
+def col2im_dx(layer, s):
+    """Stride > 1 (no flipped-kernel form) or F > C (the product dy @ W.T is the smaller)."""
+    return layer.stride != 1 or layer.F > layer.C
+
+
+def always(layer, s):
+    """Any shape, any dtype."""
+    return True
+
+
+# -- the table -----------------------------------------------------------------------------
+CONV2D_RULE = {
+    "forward": (("winograd", winograd_forward), ("direct", direct_forward),
+                ("taps", taps_forward), ("im2col", always)),
+    "dx": (("winograd", winograd_dx), ("direct", direct_dx), ("col2im", col2im_dx),
+           ("taps", taps_dx), ("im2col", always)),
+    "dW": (("winograd", winograd_dW), ("direct", direct_dW), ("taps", taps_forward),
+           ("im2col", always)),
+}
+
+
+def conv_path(layer, pass_name, shape):
+    """The algorithm that runs ``pass_name`` ("forward", "dx" or "dW") for ``shape``:
+    the layer's ``forced_paths[pass_name]`` if set (benchmarks and tests force a path,
+    which must then be able to run), else the first row of the table whose test holds."""
+    if pass_name in layer.forced_paths:
+        return layer.forced_paths[pass_name]
+    for name, test in CONV2D_RULE[pass_name]:
+        if test(layer, shape):
+            return name
+    raise AssertionError("the last row of every pass always holds")
+
+
+def conv_paths(layer, x_shape, dtype=None):
+    """{"forward": ..., "dx": ..., "dW": ...} for ``layer`` on an input (N, H, W, C)."""
+    s = conv_shape(layer, x_shape, dtype or layer.params["W"].dtype)
+    return {p: conv_path(layer, p, s) for p in CONV2D_RULE}
+
+
+def layer_paths(layer, x_shape):
+    """{"forward", "dx", "dW"} -> the code that runs each pass of any layer on the fast
+    backend: the rule's choice for a Conv2D; for other layers "numba" or "blas" (their
+    registered fast passes, fast/layers.py), or "numpy" (the same code on both backends)."""
+    if isinstance(layer, Conv2D) and fast_implementation(type(layer), "forward") is not None:
+        return conv_paths(layer, x_shape)
+    impl = fast_implementation(type(layer), "forward")
+    where = getattr(impl, "path_name", "numpy")
+    return {"forward": where, "dx": where, "dW": where}

@@ -1,0 +1,143 @@
+"""Batch normalisation over every axis but the last (channels).
+
+BatchNorm2D takes NHWC (N, H, W, C); BatchNorm1D takes (N, C). Both see the
+input as a matrix x of shape (m, C), m = N*H*W (or N).
+
+training (batch statistics):
+    mu  = mean(x),  var = mean((x - mu)^2)            per channel, (C,)
+    xh  = (x - mu) / sqrt(var + eps)
+    y   = gamma * xh + beta
+    running_mean <- (1 - momentum) * running_mean + momentum * mu
+    running_var  <- (1 - momentum) * running_var  + momentum * var * m / (m - 1)
+backward:
+    dbeta  = sum(dy),   dgamma = sum(dy * xh)
+    dx     = gamma / sqrt(var + eps) * (dy - mean(dy) - xh * mean(dy * xh))
+eval (running statistics, a fixed affine map):
+    y  = gamma * (x - running_mean) / sqrt(running_var + eps) + beta
+    dx = dy * gamma / sqrt(running_var + eps)
+
+Params: gamma (scale, role "norm_scale"), beta (shift, role "norm_shift"), (C,)
+each; either can be frozen (``freeze_scale``/``freeze_shift``), which keeps it out
+of the optimizer. Buffers: running_mean, running_var — saved with the model, never
+trained.
+
+Where dx comes from: xh depends on x directly and through mu and var, which every
+row shares, so dL/dx[r] collects three terms (m rows, per channel):
+
+    dxh   = gamma * dy
+    dvar  = sum_r dxh * (x - mu) * (-1/2) (var + eps)^(-3/2)
+    dmu   = -sum_r dxh / sqrt(var + eps)          (the dvar term through mu sums to 0)
+    dx    = dxh / sqrt(var + eps) + dvar * 2 (x - mu) / m + dmu / m
+
+which simplifies to the one-line form above. The reference code below computes
+exactly that form; the fast backend (fast/batchnorm.py) computes the same sums in
+one pass with float64 partial sums and no full-size temporaries.
+"""
+import numpy as np
+
+from .. import backend
+from .layer import Layer
+
+
+# ---- reference: the formulas in NumPy ------------------------------------------------
+def batchnorm_forward(x2, gamma, beta, mu, var, eps):
+    """y (m, C) = gamma * xh + beta, xh = (x - mu) / sqrt(var + eps); returns (y, xh)."""
+    xh = (x2 - mu) / np.sqrt(var + eps)
+    return gamma * xh + beta, xh
+
+
+def batchnorm_backward(dy2, xh, gamma, var, eps, training):
+    """(dx, dgamma, dbeta) for y = gamma * xh + beta; in training mu and var depend on x."""
+    dbeta = dy2.sum(axis=0)
+    dgamma = (dy2 * xh).sum(axis=0)
+    scale = gamma / np.sqrt(var + eps)
+    if not training:                       # eval: a fixed affine map
+        return dy2 * scale, dgamma, dbeta
+    dx = scale * (dy2 - dy2.mean(axis=0) - xh * (dy2 * xh).mean(axis=0))
+    return dx, dgamma, dbeta
+
+
+class _BatchNorm(Layer):
+    ndim = None
+
+    cached = ("x2", "xh")
+    x2 = None
+
+    def __init__(self, channels, momentum=0.1, eps=1e-5, freeze_scale=False,
+                 freeze_shift=False, scale_init=1.0, dtype=np.float32, name=None):
+        super().__init__(name)
+        if not isinstance(channels, (int, np.integer)) or channels < 1:
+            raise ValueError(f"{self.name}: channels must be a positive int, got {channels!r}")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"{self.name}: momentum must be in [0, 1], got {momentum!r}")
+        self.C, self.momentum, self.eps = channels, momentum, eps
+        self.add_param("gamma", np.full(channels, scale_init, dtype=dtype), role="norm_scale")
+        self.add_param("beta", np.zeros(channels, dtype=dtype), role="norm_shift")
+        self.buffers["running_mean"] = np.zeros(channels, dtype=dtype)
+        self.buffers["running_var"] = np.ones(channels, dtype=dtype)
+        if freeze_scale:
+            self.frozen.add("gamma")
+        if freeze_shift:
+            self.frozen.add("beta")
+
+    def __repr__(self):
+        return f"{self.name}({self.C}, frozen={sorted(self.frozen)})"
+
+    def flops(self, input_shape):
+        return 4 * int(np.prod(input_shape))
+
+    def forward(self, x, training=False):
+        self.check_input(x, ndim=self.ndim, channels=self.C)
+        if x.dtype != self.params["gamma"].dtype:
+            raise TypeError(f"{self.name}: input dtype {x.dtype} does not match parameter dtype "
+                            f"{self.params['gamma'].dtype}")
+        x2 = np.ascontiguousarray(x).reshape(-1, self.C)               # (m, C)
+        if training and x2.shape[0] < 2:
+            raise ValueError(f"{self.name}: training mode needs more than one value per "
+                             f"channel to normalise, got input shape {x.shape}")
+        self.training, self.x_shape = training, x.shape
+        return backend.run(self, "forward", x2, training).reshape(x.shape)
+
+    def backward(self, dy):
+        if self.x2 is None:
+            raise RuntimeError(f"{self.name}.backward: call forward first")
+        self.check_backward(dy, self.x_shape)
+        dy2 = np.ascontiguousarray(dy, dtype=self.x2.dtype).reshape(-1, self.C)
+        return backend.run(self, "backward", dy2).reshape(self.x_shape)
+
+    def update_running_stats(self, mu, var, m):
+        """running <- (1 - momentum) * running + momentum * batch (var unbiased: * m/(m-1))."""
+        rm, rv, mom = self.buffers["running_mean"], self.buffers["running_var"], self.momentum
+        rm[...] = (1 - mom) * rm + mom * mu
+        rv[...] = (1 - mom) * rv + mom * var * m / (m - 1)
+
+    def forward_reference(self, x2, training):
+        self.x2 = x2
+        if training:
+            mu, var = x2.mean(axis=0), x2.var(axis=0)                   # (C,) each
+            self.update_running_stats(mu, var, x2.shape[0])
+        else:
+            mu, var = self.buffers["running_mean"], self.buffers["running_var"]
+        self.var = var
+        y2, self.xh = batchnorm_forward(x2, self.params["gamma"], self.params["beta"], mu, var,
+                                        self.eps)
+        return y2
+
+    def backward_reference(self, dy2):
+        dx2, dgamma, dbeta = batchnorm_backward(dy2, self.xh, self.params["gamma"], self.var,
+                                                self.eps, self.training)
+        if "gamma" not in self.frozen:
+            self.grads["gamma"][...] = dgamma
+        if "beta" not in self.frozen:
+            self.grads["beta"][...] = dbeta
+        return dx2
+
+
+class BatchNorm2D(_BatchNorm):
+    """Batch norm for NHWC images (N, H, W, C): statistics over N, H, W."""
+    ndim = 4
+
+
+class BatchNorm1D(_BatchNorm):
+    """Batch norm for features (N, C): statistics over N."""
+    ndim = 2

@@ -1,0 +1,221 @@
+"""Conv2D: 2-D convolution (cross-correlation, as in every DL library), NHWC.
+
+Shapes: x (N, H, W, C), weights W (KH, KW, C, F), bias b (F,), stride S, and x
+padded with zeros to x_pad (pad_top rows above, pad_left columns on the left, ...).
+Output y (N, OH, OW, F), OH = (H + pad_top + pad_bottom - KH) // S + 1 (OW alike).
+
+Forward: every output pixel is a dot product of one KHxKWxC window with each filter
+
+    y[n, i, j, f] = b[f] + sum_{kh, kw, c} x_pad[n, i*S + kh, j*S + kw, c] * W[kh, kw, c, f]
+
+Backward, given dy = dL/dy (N, OH, OW, F). Each weight W[kh, kw, c, f] met every
+window once, so its gradient sums over all of them: the correlation of x with dy
+
+    dW[kh, kw, c, f] = sum_{n, i, j} x_pad[n, i*S + kh, j*S + kw, c] * dy[n, i, j, f]
+    db[f]            = sum_{n, i, j} dy[n, i, j, f]
+
+and each input pixel sends back the gradient of every window it was in:
+
+    dx_pad[n, i*S + kh, j*S + kw, c] += sum_f dy[n, i, j, f] * W[kh, kw, c, f]
+
+(then dx is dx_pad without its padding). For stride 1 that sum is itself a
+convolution — the "full" convolution of dy, padded by (KH-1-pad_top, KW-1-pad_left),
+with the kernel flipped in space and transposed in channels:
+
+    dx = conv(dy, Wflip),   Wflip[kh, kw, f, c] = W[KH-1-kh, KW-1-kw, c, f]
+
+The reference code below computes all of this with one loop over the KH*KW taps:
+for a fixed tap (kh, kw) the windows' entries form a shifted view of x_pad, and
+the sums over c (forward) or over n, i, j (dW) are matrix products. The fast
+backend (minicnn/fast/conv.py) computes the same sums by one of four algorithms;
+``fast.rules`` says which runs for a given layer and shape, and
+``model.summary(paths=True)`` shows it.
+"""
+import numpy as np
+
+from .. import backend
+from .activations import ReLU
+from .init import as_rng, init_weight
+from .layer import Layer
+
+
+def conv_output_size(size, k, stride, padding):
+    """Output length and (before, after) padding along one axis.
+
+    padding: an int p (p on both sides), "valid" (0) or "same" (output
+    ceil(size / stride), the extra pixel of an odd total going after, as in
+    TensorFlow).
+    """
+    if padding == "same":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + k - size, 0)
+        return out, total // 2, total - total // 2
+    p = 0 if padding == "valid" else padding
+    out = (size + 2 * p - k) // stride + 1
+    return out, p, p
+
+
+# ---- reference: the formulas in NumPy ------------------------------------------------
+def pad_images(x, pads):
+    """x (N, H, W, C) with zero borders pads = (top, bottom, left, right)."""
+    top, bottom, left, right = pads
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+
+def tap_view(x_pad, kh, kw, stride, OH, OW):
+    """The entries of every window at tap (kh, kw): x_pad[:, i*S + kh, j*S + kw, :]
+    for all output pixels (i, j) — a strided view (N, OH, OW, C), no copy."""
+    return x_pad[:, kh:kh + stride * (OH - 1) + 1:stride, kw:kw + stride * (OW - 1) + 1:stride, :]
+
+
+def conv2d_forward(x, W, b, stride, pads):
+    """y (N, OH, OW, F) = sum over taps of (window entries at that tap) @ W[kh, kw], + b."""
+    KH, KW, _, F = W.shape
+    x_pad = pad_images(x, pads)
+    OH = (x_pad.shape[1] - KH) // stride + 1
+    OW = (x_pad.shape[2] - KW) // stride + 1
+    y = np.zeros((x.shape[0], OH, OW, F), dtype=x.dtype)
+    for kh in range(KH):
+        for kw in range(KW):
+            y += tap_view(x_pad, kh, kw, stride, OH, OW) @ W[kh, kw]      # (N,OH,OW,C) @ (C,F)
+    if b is not None:
+        y += b
+    return y
+
+
+def conv2d_backward(dy, x, W, stride, pads):
+    """(dx, dW, db) of conv2d_forward, tap by tap: dW[kh, kw] contracts the tap's window
+    entries with dy over (n, i, j); dx_pad gets dy @ W[kh, kw].T added at the same places."""
+    KH, KW, C, F = W.shape
+    N, OH, OW, _ = dy.shape
+    x_pad = pad_images(x, pads)
+    dx_pad = np.zeros_like(x_pad)
+    dW = np.zeros_like(W)
+    dy_rows = dy.reshape(-1, F)                                            # (N*OH*OW, F)
+    for kh in range(KH):
+        for kw in range(KW):
+            window = tap_view(x_pad, kh, kw, stride, OH, OW)               # (N, OH, OW, C)
+            dW[kh, kw] = window.reshape(-1, C).T @ dy_rows                 # (C, F)
+            tap_view(dx_pad, kh, kw, stride, OH, OW)[...] += dy @ W[kh, kw].T
+    top, _, left, _ = pads
+    dx = dx_pad[:, top:top + x.shape[1], left:left + x.shape[2], :]
+    db = dy_rows.sum(axis=0)
+    return np.ascontiguousarray(dx), dW, db
+
+
+class Conv2D(Layer):
+    """2-D convolution on NHWC input.
+
+    Args:
+        in_channels, out_channels: C and F.
+        kernel_size: int or (KH, KW).
+        stride: int.
+        padding: int, "same" or "valid".
+        bias: add a learned bias per output channel.
+        init: "he" (normal, for ReLU-family nets) or "glorot" (uniform).
+        rng: np.random.Generator or int seed, for the initial weights.
+        dtype: parameter dtype (float32 for training, float64 for gradient checks).
+
+    Params: W (KH, KW, C, F), role "weight"; b (F,), role "bias".
+    Keeps a reference to x for backward. A ReLU right after it can be fused into
+    its forward pass (``fuses_with``): y = max(conv(x), 0) in one pass.
+
+    Switches read by the fast backend only (fast/rules.py; tests and benchmarks use
+    them): ``allow_winograd``, ``allow_direct`` (False: never that path),
+    ``taps_min_padding`` (the share of padding taps from which the tap-class path
+    runs; None: the rule's; > 1: never), ``forced_paths`` ({pass: path}, run that
+    path whatever the rule says), ``max_chunk_bytes`` (a cap on one im2col block).
+    """
+
+    cached = ("x",)
+    fuses_with = ReLU
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding="same",
+                 bias=True, init="he", rng=None, dtype=np.float32, name=None,
+                 max_chunk_bytes=64 << 20):
+        super().__init__(name)
+        KH, KW = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
+        for label, v in (("in_channels", in_channels), ("out_channels", out_channels),
+                         ("kernel_size", KH), ("kernel_size", KW), ("stride", stride)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{self.name}: {label} must be a positive int, got {v!r}")
+        if not (padding in ("same", "valid") or (isinstance(padding, (int, np.integer)) and padding >= 0)):
+            raise ValueError(f"{self.name}: padding must be a non-negative int, 'same' or 'valid', "
+                             f"got {padding!r}")
+        self.C, self.F, self.KH, self.KW = in_channels, out_channels, KH, KW
+        self.stride, self.padding, self.use_bias = stride, padding, bias
+        self.max_chunk_bytes = max_chunk_bytes
+        self.taps_min_padding = None                # None: the rule's default
+        self.allow_direct = True
+        self.allow_winograd = True
+        self.forced_paths = {}
+        fan_in, fan_out = KH * KW * in_channels, KH * KW * out_channels
+        self.add_param("W", init_weight((KH, KW, in_channels, out_channels), fan_in, fan_out,
+                                        init, as_rng(rng), dtype))
+        if bias:
+            self.add_param("b", np.zeros(out_channels, dtype=dtype), role="bias")
+        self.x = None
+
+    def __repr__(self):
+        return (f"{self.name}({self.C}->{self.F}, k={self.KH}x{self.KW}, s={self.stride}, "
+                f"p={self.padding!r}, bias={self.use_bias})")
+
+    def paddings(self, H, W):
+        """(OH, OW) and the zero borders (top, bottom, left, right) for an H x W input."""
+        OH, top, bottom = conv_output_size(H, self.KH, self.stride, self.padding)
+        OW, left, right = conv_output_size(W, self.KW, self.stride, self.padding)
+        if OH < 1 or OW < 1:
+            raise ValueError(f"{self.name}: input {H}x{W} is smaller than the "
+                             f"{self.KH}x{self.KW} kernel with padding {self.padding!r}")
+        return (OH, OW), (top, bottom, left, right)
+
+    def geometry(self, H, W):
+        """(OH, OW, pad_top, pad_left) for an H x W input."""
+        (OH, OW), (top, _, left, _) = self.paddings(H, W)
+        return OH, OW, top, left
+
+    def output_shape(self, input_shape):
+        H, W, _ = input_shape
+        OH, OW, _, _ = self.geometry(H, W)
+        return (OH, OW, self.F)
+
+    def flops(self, input_shape):
+        OH, OW, _ = self.output_shape(input_shape)
+        return 2 * OH * OW * self.KH * self.KW * self.C * self.F
+
+    def check_dtype(self, x):
+        if x.dtype != self.params["W"].dtype:
+            raise TypeError(f"{self.name}: input dtype {x.dtype} does not match parameter dtype "
+                            f"{self.params['W'].dtype}; cast the input or call model.to(dtype)")
+
+    # -- the passes ------------------------------------------------------------------
+    def forward(self, x, training=False, relu=False):
+        """y (N, OH, OW, F); relu=True returns max(y, 0) (the fused Conv2D + ReLU)."""
+        self.check_input(x, ndim=4, channels=self.C)
+        self.check_dtype(x)
+        self.geometry(x.shape[1], x.shape[2])             # raises if the input is too small
+        return backend.run(self, "forward", np.ascontiguousarray(x), training, relu)
+
+    def backward(self, dy):
+        """dx (N, H, W, C), or None when not needs_input_grad; fills grads W and b."""
+        if self.x is None:
+            raise RuntimeError(f"{self.name}.backward: call forward first (backward uses its input)")
+        N, H, W, _ = self.x.shape
+        OH, OW, _, _ = self.geometry(H, W)
+        self.check_backward(dy, (N, OH, OW, self.F))
+        return backend.run(self, "backward", np.ascontiguousarray(dy, dtype=self.x.dtype))
+
+    def forward_reference(self, x, training=False, relu=False):
+        self.x = x
+        _, pads = self.paddings(x.shape[1], x.shape[2])
+        y = conv2d_forward(x, self.params["W"], self.params.get("b"), self.stride, pads)
+        return np.maximum(y, 0) if relu else y
+
+    def backward_reference(self, dy):
+        _, pads = self.paddings(self.x.shape[1], self.x.shape[2])
+        dx, dW, db = conv2d_backward(dy, self.x, self.params["W"], self.stride, pads)
+        if "W" not in self.frozen:
+            self.grads["W"][...] = dW
+        if self.use_bias and "b" not in self.frozen:
+            self.grads["b"][...] = db
+        return dx if self.needs_input_grad else None

@@ -17,6 +17,7 @@ setup(
         "pillow>=9",
         "threadpoolctl>=3",
     ],
-    extras_require={"test": ["pytest>=7", "scipy>=1.9"]},
-    entry_points={"console_scripts": ["minicnn-predict=minicnn.predict:main"]},
+    extras_require={"test": ["pytest>=7", "scipy>=1.9", "playwright>=1.40"]},
+    entry_points={"console_scripts": ["minicnn-predict=minicnn.predict:cli",
+                                      "minicnn-report=minicnn.report:main"]},
 )

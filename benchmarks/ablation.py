@@ -8,7 +8,7 @@ is the example's own figure) with one flag added to the baseline. Test-time augm
 needs no retraining: the baseline's saved model is evaluated again with --tta 0 and 1.
 Figures: accuracy on the 5,000-image validation split (lossless, held out of training),
 on the exact test subset 0-999 and on all 10,000 test images, train and wall seconds.
-Writes benchmarks/results/ablation.json and ablation.md (runs in runs/ablation/<variant>-seed<s>/).
+Writes evidence/benchmarks/ablation.json and ablation.md (runs in runs/ablation/<variant>-seed<s>/).
 One run per variant: differences below ~1 point (the validation split's standard error
 is ~0.5 point) are within seed noise; --seeds 0 1 repeats every variant.
 """
@@ -100,7 +100,7 @@ def main():
     p.add_argument("--extra", default="", help="flags for every run, e.g. "
                    "'--limit-train 600 --val-size 100 --widths 4 8 8' (smoke tests)")
     p.add_argument("--runs", default=str(ROOT / "runs" / "ablation"), help="run directories")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ablation"))
+    p.add_argument("--out", default=str(ROOT / "evidence" / "benchmarks" / "ablation"))
     args = p.parse_args()
     args.command = "python benchmarks/ablation.py " + " ".join(sys.argv[1:])
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

@@ -27,7 +27,7 @@ import numpy as np
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_DIR = ROOT / "evidence" / "benchmarks"   # what the scripts write, kept as evidence
 sys.path.insert(0, str(BENCH_DIR))
 
 from bench_worker import THREAD_VARS, Server  # noqa: E402
@@ -309,7 +309,7 @@ def common_args(ap, quick_help="few reps (smoke test)"):
     ap.add_argument("--warm", type=float, default=0.1,
                     help="seconds of untimed runs (at least one) of the same subject before "
                          "every timed repetition, so each starts at full clock (default 0.1; "
-                         "0 = the method before 2026-11-24)")
+                         "0 = no warm-up runs, the earlier method)")
     ap.add_argument("--json", metavar="PATH", help="also write the records as JSON here")
     return ap
 

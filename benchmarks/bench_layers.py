@@ -5,7 +5,7 @@ Usage:
                                       [--batch 128] [--only simple|airbench] [--json PATH]
 
 For each conv shape of minicnn.zoo.simple() and .airbench() (the table
-LAYERS below; tests/test_benchmarks_smoke.py checks it still matches the models)
+LAYERS below; tests/benchmarks/test_benchmarks_smoke.py checks it still matches the models)
 it times, on a batch of random NHWC float32 images:
 
     forward   y = conv.forward(x, training=True)        2·N·OH·OW·KH·KW·C·F FLOPs

@@ -112,12 +112,12 @@ def warm_up(subject, seconds):
     Why: the cores here lower their clock when idle. After a 0.5 s sleep, minicnn's
     simple-net inference (batch 128) took 49 ms instead of 33 ms back to back; 30 ms of
     busy-waiting on one core first gave 34 ms, 100 ms 33 ms (bench_idle.py,
-    results/idle_clock.txt). A
+    evidence/benchmarks/idle_clock.txt). A
     busy-wait on one core is not enough for a two-thread library: in the full benchmark
     PyTorch's channels_last inference went from 43 to 55 ms with a 0.1 s one (its second
     core idled meanwhile), hence whole runs of the subject. Without any warm-up, a subject
     timed right after another in the same process (PyTorch channels_last after NCHW)
-    started warm while the others started cold. (Measured 2026-11-24.)"""
+    started warm while the others started cold (2-core Zen 3: docs/performance.md)."""
     end = time.perf_counter() + seconds
     while seconds > 0:
         subject.run_once()

@@ -4,7 +4,7 @@ Every time is the median of the timed repetitions, with the spread (min–max)
 beside it; GFLOP/s use the median; "% SGEMM" is that rate as a fraction of
 numpy's float32 SGEMM rate on the largest square shape measured in the same
 run; "speed vs torch" is the faster PyTorch layout's median time divided by
-minicnn's median time: the issue's ratio (1.25 = minicnn does the same work in
+minicnn's median time (1.25 = minicnn does the same work in
 0.8 of the time; 0.5 = minicnn takes twice as long).
 """
 

@@ -9,10 +9,10 @@ Usage:
                           Optional; if the path is missing or has no torch, the
                           comparison is skipped with a message.
     --quick               smoke test: 3 reps after 1 warm-up, batch 128 only,
-                          writes results/quick.{json,md} instead of latest.*
+                          writes evidence/benchmarks/quick.{json,md} instead of latest.*
 
-Writes benchmarks/results/latest.json (every record, with all repetition times)
-and benchmarks/results/latest.md (the tables, with date, machine, versions and
+Writes evidence/benchmarks/latest.json (every record, with all repetition times)
+and evidence/benchmarks/latest.md (the tables, with date, machine, versions and
 this command), and prints the Markdown. A full run took 38 minutes
 on 2 shared cores with torch (batch 1024 dominates); --quick about 5.
 
@@ -55,7 +55,7 @@ from report import render
 def main():
     ap = common_args(argparse.ArgumentParser(description=__doc__,
                                              formatter_class=argparse.RawDescriptionHelpFormatter),
-                     quick_help="3 reps, batch 128 only; writes results/quick.*")
+                     quick_help="3 reps, batch 128 only; writes evidence/benchmarks/quick.*")
     ap.add_argument("--batch", type=int, nargs="+", default=None,
                     help="network batch sizes (default 128 1024; --quick 128)")
     ap.add_argument("--layer-batch", type=int, default=128, help="batch for the layer table (default 128)")
@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--no-snapshot", action="store_true",
                     help="import minicnn from the work tree instead of a copy taken at start")
     ap.add_argument("--out", metavar="PREFIX",
-                    help="output path without extension (default results/latest, --quick: results/quick)")
+                    help="output path without extension (default evidence/benchmarks/latest, --quick: evidence/benchmarks/quick)")
     args = ap.parse_args()
     reps, warmup = reps_warmup(args)
     batches = args.batch or ([128] if args.quick else [128, 1024])

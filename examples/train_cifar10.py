@@ -3,10 +3,13 @@
     python examples/train_cifar10.py                       # the default preset
     python examples/train_cifar10.py --preset fast94       # airbench94 recipe (README: time)
     python examples/train_cifar10.py --resume runs/NAME    # continue an interrupted run
+    python examples/train_cifar10.py --trace-every 50      # also record what backprop does inside
 
 Data: --data-dir, else $MINICNN_DATA, else ~/.cache/minicnn (downloaded if absent).
 Writes into --out RUN_DIR: config.json, checkpoint.npz (every epoch, atomically),
-history.json, metrics.json, history.png, confusion_matrix.png, predictions.png.
+history.json, metrics.json, history.png, confusion_matrix.png, predictions.png; with
+--trace-every also traces.json, trace_histograms.npz (minicnn/train/traces.py),
+gradient_norms.png, update_ratios.png and {activation,gradient}_histograms_step<S>.png.
 Reads top to bottom: config, data, model, optimizer, training loop, evaluation.
 """
 import time
@@ -28,6 +31,8 @@ from minicnn.train.metrics import classification_report, format_report
 from minicnn.optim import Adam, SGD, param_groups_no_decay
 from minicnn.optim.schedules import warmup_cosine
 from minicnn.train.plots import plot_confusion_matrix, plot_history, plot_predictions
+from minicnn.train.trace_plots import plot_gradient_norms, plot_histograms, plot_update_ratios
+from minicnn.train.traces import DEFAULT_TRACE_EVERY, TRACES_FILE, load_traces
 from minicnn.zoo import (airbench, airbench_lookahead, airbench_lr, airbench_optimizer,
                          airbench_schedule, freeze_whiten_bias, simple)
 from minicnn.train import Trainer, save_json
@@ -55,6 +60,16 @@ PRESETS = {
                    lr=1e-3, label_smoothing=0.0, translate=4, flip="random", tta=1,
                    lookahead=False, val_size=5000, **RECIPE),
 }
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number of steps, got {text!r}")
+    return value
 
 
 def parse_args(argv=None):
@@ -85,6 +100,9 @@ def parse_args(argv=None):
     p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--trace-every", type=positive_int, nargs="?", const=DEFAULT_TRACE_EVERY,
+                   metavar="K", help="record per-layer activation and gradient traces every K "
+                   f"steps (K alone: {DEFAULT_TRACE_EVERY}; default: off)")
     return p.parse_args(argv)
 
 
@@ -98,7 +116,8 @@ def make_config(args):
         config["progress"] = not args.no_progress
         return config, Path(args.resume)
     config = dict(PRESETS[args.preset], preset=args.preset, seed=args.seed,
-                  data_dir=args.data_dir, limit_train=args.limit_train, patience=args.patience)
+                  data_dir=args.data_dir, limit_train=args.limit_train, patience=args.patience,
+                  trace_every=args.trace_every)
     for key in ("model", "widths", "epochs", "batch_size", "lr", "optimizer", "val_size", "tta",
                 "label_smoothing", "flip", "translate", "whiten", "dirac", "lookahead",
                 "bn_lr_scale"):
@@ -169,7 +188,8 @@ def main(argv=None):
     trainer = Trainer(model, optimizer, loader, schedule, total_steps,
                       val=(x_val, y_val), label_smoothing=config["label_smoothing"],
                       lookahead=lookahead, lookahead_decay=la_decay, patience=config["patience"],
-                      epoch_hooks=hooks, run_dir=out, config=config, progress=config["progress"])
+                      epoch_hooks=hooks, run_dir=out, config=config, progress=config["progress"],
+                      trace_every=config.get("trace_every"))
     if args.resume:
         meta = trainer.load(out / "checkpoint.npz")
         print(f"resumed {out} at epoch {meta['epoch']}, step {meta['step']}")
@@ -207,6 +227,13 @@ def main(argv=None):
     plot_confusion_matrix(np.array(report["confusion_matrix"]), names, out / "confusion_matrix.png")
     plot_predictions(data["x_test"][:25], data["y_test"][:25], test_pred[:25], names,
                      out / "predictions.png")
+    if (out / TRACES_FILE).exists():                          # what backprop did inside
+        traces = load_traces(out, model)
+        plot_gradient_norms(traces, out / "gradient_norms.png")
+        plot_update_ratios(traces, out / "update_ratios.png")
+        for step in traces["histograms"]["steps"]:
+            for kind in ("activation", "gradient"):
+                plot_histograms(traces, out / f"{kind}_histograms_step{step}.png", kind, step)
     print(f"wrote {out}/: metrics.json, history.json, checkpoint.npz, model.npz, *.png")
     return metrics
 

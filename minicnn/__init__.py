@@ -10,8 +10,10 @@ Image activations are NHWC: (N, H, W, C).
     minicnn/zoo     ready-made networks and the airbench94 recipe
     minicnn/gradcheck.py   numerical gradient checks for any layer
 
-Importing minicnn changes no process-wide setting (see minicnn/fast/process.py);
-``tune_process()`` applies the ones training wants.
+Importing minicnn changes no process-wide setting but one compile flag of numba's
+(NUMBA_SLP_VECTORIZE=1, unless you set it: minicnn/fast/__init__.py says why and how
+to opt out); ``tune_process()`` applies the settings training wants (OpenMP's wait
+policy, glibc's heap thresholds: minicnn/fast/process.py).
 """
 from .backend import current_backend, use_backend
 from . import fast  # noqa: F401  (first: it sets numba's compile flag before numba loads)

@@ -23,6 +23,7 @@ has not registered a pass for runs that pass on the reference code.
 BACKENDS = ("fast", "reference")
 
 _fast = {}                 # (layer type, pass) -> function(layer, *args)
+_fast_path_names = None    # function(layer, x_shape) -> {pass: name}, set by minicnn.fast
 _active = "fast"
 
 
@@ -33,6 +34,22 @@ def register(layer_type, pass_name):
         _fast[(layer_type, pass_name)] = fn
         return fn
     return add
+
+
+def register_path_names(describe):
+    """The fast backend's ``describe(layer, x_shape) -> {"forward", "dx", "dW": name}``."""
+    global _fast_path_names
+    _fast_path_names = describe
+
+
+def path_names(layer, x_shape):
+    """{"forward", "dx", "dW"} -> the code that runs each pass of ``layer`` for an input
+    of ``x_shape`` (batch axis included) on the active backend ("numpy": the same plain
+    code on both backends)."""
+    if _active == "fast" and _fast_path_names is not None:
+        return _fast_path_names(layer, x_shape)
+    where = "reference" if hasattr(layer, "forward_reference") else "numpy"
+    return {"forward": where, "dx": where, "dW": where}
 
 
 def current_backend():

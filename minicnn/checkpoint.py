@@ -61,13 +61,19 @@ def save_checkpoint(path, arrays, meta=None, compress=False):
 def write_npz_atomic(path, arrays, compress=False):
     """np.savez to a temporary file beside ``path``, fsync, then rename over ``path``:
     a crash mid-write leaves the previous file intact, never a half-written one."""
+    save = np.savez_compressed if compress else np.savez
+    write_atomic(path, lambda f: save(f, allow_pickle=False, **arrays))
+
+
+def write_atomic(path, write):
+    """Call ``write(f)`` on a binary file beside ``path``, fsync, then rename it over
+    ``path``: readers see the old file or the complete new one, never a partial one."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
                                suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            save = np.savez_compressed if compress else np.savez
-            save(f, allow_pickle=False, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -80,5 +80,12 @@ def main(argv=None):
     return lines
 
 
-if __name__ == "__main__":
+def cli():
+    """The ``minicnn-predict`` command: exit status 0 on success (``main`` returns the
+    printed lines, which a console script would otherwise take for an error)."""
     main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

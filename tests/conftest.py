@@ -1,10 +1,21 @@
+"""Shared by every test folder (tests/nn, tests/fast, tests/data, ...).
+
+``ROOT`` and ``real_data_dir()`` are imported by tests as ``from conftest import ...``;
+the folders have no ``__init__.py`` (pytest's default "prepend" import mode, so test
+file names are unique across folders), and this folder is put on sys.path below, so
+that import, and ``import helpers`` (tests/helpers.py), work from any subfolder.
+"""
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
 
 def real_data_dir():

@@ -4,7 +4,9 @@
     conv.py         Conv2D's passes: the im2col path, and the calls into the others:
     conv_winograd.py, conv_direct.py, conv_taps.py   (drivers: blocks, threads, scratch)
     layers.py       every other layer's passes (activations, max-pool, BatchNorm, Dense)
-    kernels/        numba kernels (plain arrays and ints in, arrays out), with NumPy twins
+    kernels/        numba kernels (plain arrays and ints in, arrays out), with NumPy
+                    twins beside them (for ReLU, GELU and max-pooling the twin is the
+                    layer's reference code in minicnn/nn)
     parallel.py     blocks of work on every core, each with one-thread BLAS
     process.py      tune_process(): the process-wide settings training wants
 
@@ -32,5 +34,8 @@ if "NUMBA_SLP_VECTORIZE" not in os.environ:
                       RuntimeWarning, stacklevel=2)
 
 from . import conv, layers  # noqa: E402,F401  (registers the fast passes)
+from ..backend import register_path_names  # noqa: E402
 from .process import tune_process  # noqa: E402
-from .rules import conv_paths  # noqa: E402
+from .rules import conv_paths, layer_paths  # noqa: E402
+
+register_path_names(layer_paths)

@@ -7,7 +7,7 @@ direct and tap-class drivers beside this file:
     cols = im2col(x)                         # (M, K), M = N*OH*OW, K = KH*KW*C
     y    = cols @ W.reshape(K, F) + b        # (M, F) == (N, OH, OW, F)
     dW   = cols.T @ dy,   db = sum of dy's rows
-    dx   = col2im(dy @ W.reshape(K, F).T)    # or, stride 1: im2col(dy) @ Wflip
+    dx   = col2im(dy @ W.reshape(K, F).T)    # or, stride 1: im2col(dy) @ W_flip
 
 How the work is cut, whatever the path:
 
@@ -16,6 +16,7 @@ How the work is cut, whatever the path:
   shared counter and runs im2col_rows -> a one-thread matmul on its own buffer
   (parallel.py), so a block stays in that core's L2 cache instead of one large
   product streaming an (M, K) matrix through memory. Nothing of size M*K exists.
+  (docs/performance.md, "im2col block size", has the measurements behind this.)
 * dW, db: summed per group of consecutive blocks (REDUCE_GROUPS fixed groups, in
   block order, whichever thread runs the group), then the groups in order: the
   result does not depend on thread timing, so training is bit-for-bit reproducible.
@@ -32,7 +33,7 @@ from .kernels.im2col import col2im_rows, im2col_rows
 from .parallel import num_threads, parallel_blocks
 from .rules import conv_path, conv_shape
 
-BLOCK_BYTES = 1 << 20    # target size of one block of im2col rows
+BLOCK_BYTES = 1 << 20    # target size of one block of im2col rows (fits a core's L2 cache)
 MIN_BLOCK_ROWS = 512     # ... but at least this many rows, so each product is tall
 REDUCE_GROUPS = 4        # dW, db: sums over this many fixed groups of blocks, added in order
 
@@ -53,34 +54,35 @@ def rows_for(layer, itemsize):
 def conv2d_forward(layer, x, training=False, relu=False):
     """y (N, OH, OW, F), or max(y, 0) when relu (applied per block, while in cache)."""
     layer.x = x
-    s = conv_shape(layer, x.shape, x.dtype)
+    shape = conv_shape(layer, x.shape, x.dtype)
     W, b = layer.params["W"], layer.params["b"] if layer.use_bias else None
-    path = conv_path(layer, "forward", s)
+    path = conv_path(layer, "forward", shape)
     if path == "winograd":
-        return winograd_forward(x, W, b, s.pad_top, s.pad_left, s.OH, s.OW, relu)
+        return winograd_forward(x, W, b, shape.pad_top, shape.pad_left, shape.OH, shape.OW, relu)
     if path == "direct":
-        return direct_forward(x, W, b, s.pad_top, s.pad_left, s.OH, s.OW, relu)
+        return direct_forward(x, W, b, shape.pad_top, shape.pad_left, shape.OH, shape.OW, relu)
     if path == "taps":
-        y = taps_forward(x, W, b, layer.stride, s.pad_top, s.pad_left, s.OH, s.OW,
-                         rows_for(layer, x.itemsize))
+        y = taps_forward(x, W, b, layer.stride, shape.pad_top, shape.pad_left, shape.OH,
+                         shape.OW, rows_for(layer, x.itemsize))
         return np.maximum(y, 0, out=y) if relu else y
-    return im2col_forward(layer, x, s, relu)
+    return im2col_forward(layer, x, shape, relu)
 
 
-def im2col_forward(layer, x, s, relu):
+def im2col_forward(layer, x, shape, relu):
+    """y = im2col(x) @ W_mat + b, one block of R rows of y at a time."""
     N, _, _, C = x.shape
-    M, K, F = N * s.OH * s.OW, layer.KH * layer.KW * C, layer.F
+    M, K, F = N * shape.OH * shape.OW, layer.KH * layer.KW * C, layer.F
     W_mat = layer.params["W"].reshape(K, F)
     b = layer.params["b"] if layer.use_bias else None
-    y = np.empty((N, s.OH, s.OW, F), dtype=x.dtype)
+    y = np.empty((N, shape.OH, shape.OW, F), dtype=x.dtype)
     y_rows = y.reshape(M, F)
     R = block_rows(layer, M, K, x.itemsize)
-    bufs = [np.empty((R, K), dtype=x.dtype) for _ in range(num_threads())]
+    cols_buffers = [np.empty((R, K), dtype=x.dtype) for _ in range(num_threads())]  # per thread
 
-    def block(i, t):                     # rows r0:r1 of y
+    def block(i, thread):                # rows r0:r1 of y
         r0, r1 = i * R, min(M, i * R + R)
-        cols = im2col_rows(x, layer.KH, layer.KW, layer.stride, s.pad_top, s.pad_left,
-                           s.OH, s.OW, r0, bufs[t][:r1 - r0])          # (R, K)
+        cols = im2col_rows(x, layer.KH, layer.KW, layer.stride, shape.pad_top, shape.pad_left,
+                           shape.OH, shape.OW, r0, cols_buffers[thread][:r1 - r0])  # (R, K)
         np.matmul(cols, W_mat, out=y_rows[r0:r1])                       # (R, F)
         if b is not None:
             y_rows[r0:r1] += b
@@ -97,21 +99,21 @@ def conv2d_backward(layer, dy):
     x = layer.x
     need_db = layer.use_bias and "b" not in layer.frozen
     need_dW = "W" not in layer.frozen
-    s = conv_shape(layer, x.shape, x.dtype, need_dW)
+    shape = conv_shape(layer, x.shape, x.dtype, need_dW)
     if need_db or need_dW:
-        dW, db = weight_grad(layer, x, dy, s, need_dW, need_db)
+        dW, db = weight_grad(layer, x, dy, shape, need_dW, need_db)
         if need_dW:
             layer.grads["W"][...] = dW
         if need_db:
             layer.grads["b"][...] = db
     if not layer.needs_input_grad:
         return None
-    return input_grad(layer, dy, x.shape, s)
+    return input_grad(layer, dy, x.shape, shape)
 
 
-def weight_grad(layer, x, dy, s, need_dW, need_db):
+def weight_grad(layer, x, dy, shape, need_dW, need_db):
     """(dW or None, db or None) by the rule's dW path."""
-    path = conv_path(layer, "dW", s)
+    path = conv_path(layer, "dW", shape)
     KH, KW, F = layer.KH, layer.KW, layer.F
     dy_rows = dy.reshape(-1, F)
     if path != "im2col":
@@ -119,103 +121,106 @@ def weight_grad(layer, x, dy, s, need_dW, need_db):
         if not need_dW:
             return None, db
         if path == "winograd":
-            return winograd_weight_grad(x, dy, s.pad_top, s.pad_left, REDUCE_GROUPS), db
+            return winograd_weight_grad(x, dy, shape.pad_top, shape.pad_left, REDUCE_GROUPS), db
         if path == "direct":
-            return direct_weight_grad(x, dy, KH, KW, s.pad_top, s.pad_left, REDUCE_GROUPS), db
-        return taps_weight_grad(x, dy, KH, KW, layer.stride, s.pad_top, s.pad_left,
+            return direct_weight_grad(x, dy, KH, KW, shape.pad_top, shape.pad_left,
+                                      REDUCE_GROUPS), db
+        return taps_weight_grad(x, dy, KH, KW, layer.stride, shape.pad_top, shape.pad_left,
                                 rows_for(layer, x.itemsize), REDUCE_GROUPS), db
-    return im2col_weight_grad(layer, x, dy_rows, s, need_dW, need_db)
+    return im2col_weight_grad(layer, x, dy_rows, shape, need_dW, need_db)
 
 
-def im2col_weight_grad(layer, x, dy_rows, s, need_dW, need_db):
+def im2col_weight_grad(layer, x, dy_rows, shape, need_dW, need_db):
     """dW = cols.T @ dy and db = column sums of dy, per fixed group of blocks."""
     C, F, KH, KW = x.shape[3], layer.F, layer.KH, layer.KW
     M, K = dy_rows.shape[0], KH * KW * C
-    T = num_threads()
+    n_threads = num_threads()
     R = block_rows(layer, M, K, x.itemsize)
-    nb = -(-M // R)
-    G = min(REDUCE_GROUPS, nb)           # fixed groups of blocks, one accumulator each
-    db_groups = np.zeros((G, F))                                       # float64 partial sums
-    dW_groups = np.zeros((G, K, F), dtype=x.dtype) if need_dW else None
-    tmp = np.empty((T, K, F), dtype=x.dtype) if need_dW else None
-    bufs = [np.empty((R, K), dtype=x.dtype) for _ in range(T)] if need_dW else None
+    n_blocks = -(-M // R)
+    n_groups = min(REDUCE_GROUPS, n_blocks)     # fixed groups of blocks, one accumulator each
+    db_groups = np.zeros((n_groups, F))                                # float64 partial sums
+    dW_groups = np.zeros((n_groups, K, F), dtype=x.dtype) if need_dW else None
+    dW_block = np.empty((n_threads, K, F), dtype=x.dtype) if need_dW else None  # per thread
+    cols_buffers = [np.empty((R, K), dtype=x.dtype) for _ in range(n_threads)] if need_dW else None
 
-    def group(g, t):                     # blocks g*nb//G .. (g+1)*nb//G - 1, in order
-        for i in range(g * nb // G, (g + 1) * nb // G):
+    def group(g, thread):                # group g: its range of blocks, in order
+        for i in range(g * n_blocks // n_groups, (g + 1) * n_blocks // n_groups):
             r0, r1 = i * R, min(M, i * R + R)
             dy_block = dy_rows[r0:r1]                                    # (R, F)
             if need_db:
                 db_groups[g] += dy_block.sum(axis=0)
             if need_dW:
-                cols = im2col_rows(x, KH, KW, layer.stride, s.pad_top, s.pad_left, s.OH, s.OW,
-                                   r0, bufs[t][:r1 - r0])               # (R, K)
-                np.matmul(cols.T, dy_block, out=tmp[t])                  # (K, F)
-                dW_groups[g] += tmp[t]
+                cols = im2col_rows(x, KH, KW, layer.stride, shape.pad_top, shape.pad_left,
+                                   shape.OH, shape.OW, r0, cols_buffers[thread][:r1 - r0])  # (R, K)
+                np.matmul(cols.T, dy_block, out=dW_block[thread])        # (K, F)
+                dW_groups[g] += dW_block[thread]
 
-    parallel_blocks(G, group)
+    parallel_blocks(n_groups, group)
     dW = dW_groups.sum(axis=0).reshape(KH, KW, C, F) if need_dW else None
     return dW, db_groups.sum(axis=0) if need_db else None
 
 
-def input_grad(layer, dy, x_shape, s):
+def input_grad(layer, dy, x_shape, shape):
     """dx (N, H, W, C) from dy (N, OH, OW, F), by the rule's dx path."""
-    path = conv_path(layer, "dx", s)
+    path = conv_path(layer, "dx", shape)
     if path == "col2im":
-        return col2im_input_grad(layer, dy, x_shape, s)
+        return col2im_input_grad(layer, dy, x_shape, shape)
     KH, KW = layer.KH, layer.KW
-    pad_top, pad_left = KH - 1 - s.pad_top, KW - 1 - s.pad_left      # dy's padding
+    dy_pad_top, dy_pad_left = KH - 1 - shape.pad_top, KW - 1 - shape.pad_left
+    # W_flip (KH, KW, F, C): W flipped in space and transposed in channels
     W_flip = np.ascontiguousarray(layer.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
     if path == "winograd":
-        return winograd_forward(dy, W_flip, None, pad_top, pad_left, s.H, s.W)
+        return winograd_forward(dy, W_flip, None, dy_pad_top, dy_pad_left, shape.H, shape.W)
     if path == "direct":
-        return direct_forward(dy, W_flip, None, pad_top, pad_left, s.H, s.W)
+        return direct_forward(dy, W_flip, None, dy_pad_top, dy_pad_left, shape.H, shape.W)
     if path == "taps":
-        return taps_forward(dy, W_flip, None, 1, pad_top, pad_left, s.H, s.W,
+        return taps_forward(dy, W_flip, None, 1, dy_pad_top, dy_pad_left, shape.H, shape.W,
                             rows_for(layer, dy.itemsize))
-    return flipped_im2col_input_grad(layer, dy, x_shape, W_flip, pad_top, pad_left)
+    return flipped_im2col_input_grad(layer, dy, x_shape, W_flip, dy_pad_top, dy_pad_left)
 
 
-def flipped_im2col_input_grad(layer, dy, x_shape, W_flip, pad_top, pad_left):
-    """dx = im2col(dy padded by (pad_top, pad_left)) @ W_flip, in blocks of rows of dx."""
+def flipped_im2col_input_grad(layer, dy, x_shape, W_flip, dy_pad_top, dy_pad_left):
+    """dx = im2col(dy padded by (dy_pad_top, dy_pad_left)) @ W_flip, in blocks of rows of dx."""
     N, H, W, C = x_shape
     KH, KW, F = layer.KH, layer.KW, layer.F
-    W_flip = W_flip.reshape(KH * KW * F, C)
+    W_flip_mat = W_flip.reshape(KH * KW * F, C)
     dx = np.empty(x_shape, dtype=dy.dtype)
     dx_rows = dx.reshape(N * H * W, C)
     M, K = N * H * W, KH * KW * F
     R = block_rows(layer, M, K, dy.itemsize)
-    bufs = [np.empty((R, K), dtype=dy.dtype) for _ in range(num_threads())]
+    cols_buffers = [np.empty((R, K), dtype=dy.dtype) for _ in range(num_threads())]  # per thread
 
-    def block(i, t):
+    def block(i, thread):                # rows r0:r1 of dx
         r0, r1 = i * R, min(M, i * R + R)
-        cols = im2col_rows(dy, KH, KW, 1, pad_top, pad_left, H, W, r0,
-                           bufs[t][:r1 - r0])                            # (R, KH*KW*F)
-        np.matmul(cols, W_flip, out=dx_rows[r0:r1])                      # (R, C)
+        cols = im2col_rows(dy, KH, KW, 1, dy_pad_top, dy_pad_left, H, W, r0,
+                           cols_buffers[thread][:r1 - r0])               # (R, KH*KW*F)
+        np.matmul(cols, W_flip_mat, out=dx_rows[r0:r1])                  # (R, C)
 
     parallel_blocks(-(-M // R), block)
     return dx
 
 
-def col2im_input_grad(layer, dy, x_shape, s):
-    """dx = col2im(dy @ W.T), in blocks of whole images (col2im adds across rows)."""
+def col2im_input_grad(layer, dy, x_shape, shape):
+    """dx = col2im(dy @ W_mat.T), in blocks of whole images (col2im adds across rows)."""
     N = x_shape[0]
     KH, KW, F = layer.KH, layer.KW, layer.F
-    OH, OW = s.OH, s.OW
+    OH, OW = shape.OH, shape.OW
     K = KH * KW * layer.C
     W_mat_T = layer.params["W"].reshape(K, F).T                          # (F, K)
     dx = np.empty(x_shape, dtype=dy.dtype)
     dy_rows = dy.reshape(N * OH * OW, F)
     R = block_rows(layer, N * OH * OW, K, dy.itemsize)
-    per = max(1, R // (OH * OW))                                   # images per block
-    bufs = [np.empty((R, K), dtype=dy.dtype) for _ in range(num_threads())]
+    images_per_block = max(1, R // (OH * OW))
+    dcols_buffers = [np.empty((R, K), dtype=dy.dtype) for _ in range(num_threads())]  # per thread
 
-    def block(i, t):
-        n0, n1 = i * per, min(N, i * per + per)
+    def block(i, thread):                # images n0:n1 of dx
+        n0, n1 = i * images_per_block, min(N, i * images_per_block + images_per_block)
         dx[n0:n1] = 0.0
         for r0 in range(n0 * OH * OW, n1 * OH * OW, R):
             r1 = min(r0 + R, n1 * OH * OW)
-            dcols = np.matmul(dy_rows[r0:r1], W_mat_T, out=bufs[t][:r1 - r0])  # (R, K)
-            col2im_rows(dcols, KH, KW, layer.stride, s.pad_top, s.pad_left, OH, OW, r0, dx)
+            dcols = np.matmul(dy_rows[r0:r1], W_mat_T,
+                              out=dcols_buffers[thread][:r1 - r0])       # (R, K)
+            col2im_rows(dcols, KH, KW, layer.stride, shape.pad_top, shape.pad_left, OH, OW, r0, dx)
 
-    parallel_blocks(-(-N // per), block)
+    parallel_blocks(-(-N // images_per_block), block)
     return dx

@@ -1,14 +1,16 @@
-"""Conv2D's second path: products over tap classes, skipping padding taps.
+"""Conv2D's tap-class path: products over tap classes, skipping padding taps.
+rules.py says when it runs (small maps, where padding is a large share of im2col).
 
-Used by Conv2D when at least ``TAPS_MIN_PADDING`` of the im2col entries would be
-padding zeros (small maps; see kernels/taps.py for the idea and conv.py for the
-rule). Same maths as the plain im2col path:
+kernels/taps.py has the idea: output pixels are grouped into classes by the
+rectangle of kernel taps [kh0, kh1) x [kw0, kw1) that read the image, and each
+class's im2col rows hold only those taps, K' = (kh1 - kh0) * (kw1 - kw0) * C
+columns. Same maths as the plain im2col path (conv.py):
 
     y  = cols @ W            per class:  y[rows]  = cols' @ W[taps]
     dW = cols.T @ dy         per class:  dW[taps] += cols'.T @ dy[rows]
     dx (stride 1) = the same forward, on dy, with the flipped transposed kernel
 
-Work is cut into blocks of one class's rows, handed to both cores by
+Work is cut into blocks of one class's rows, handed to every core by
 ``parallel_blocks``; dW is summed per fixed group of blocks, then the groups in
 order, so results do not depend on thread timing (as in conv.py).
 """
@@ -19,70 +21,79 @@ from .kernels.taps import gather_rows, im2col_class_rows, scatter_rows, tap_clas
 
 
 def _blocks(classes, N, C, block_rows):
-    """[(class index, r0, r1, K')] covering every class's N * P rows."""
+    """[(class index, r0, r1, K')]: rows r0 .. r1-1 of that class's im2col matrix
+    (N * P rows of K' columns, P = the class's pixel count), covering every class."""
     items = []
-    for ci, (h0, h1, w0, w1, pos) in enumerate(classes):
-        K, M = (h1 - h0) * (w1 - w0) * C, N * len(pos)
+    for class_index, (kh0, kh1, kw0, kw1, pos) in enumerate(classes):
+        K, M = (kh1 - kh0) * (kw1 - kw0) * C, N * len(pos)
         R = block_rows(M, K)
-        items += [(ci, r0, min(M, r0 + R), K) for r0 in range(0, M, R)]
+        items += [(class_index, r0, min(M, r0 + R), K) for r0 in range(0, M, R)]
     return items
 
 
-def taps_forward(x, Wt, b, stride, pad_top, pad_left, OH, OW, block_rows):
-    """y (N, OH, OW, F) = conv(x, Wt) + b; x (N, H, W, C), Wt (KH, KW, C, F), b (F,) or None.
-    block_rows(M, K) -> rows per block (Conv2D.block_rows)."""
+def taps_forward(x, weights, b, stride, pad_top, pad_left, OH, OW, block_rows):
+    """y (N, OH, OW, F) = conv(x, weights) + b; x (N, H, W, C), weights (KH, KW, C, F),
+    b (F,) or None. block_rows(M, K) -> rows per block (conv.block_rows)."""
     N, H, W, C = x.shape
-    KH, KW, _, F = Wt.shape
+    KH, KW, _, F = weights.shape
     classes = tap_classes(H, W, KH, KW, stride, pad_top, pad_left, OH, OW)
     y = np.empty((N, OH, OW, F), dtype=x.dtype)
-    y2 = y.reshape(N * OH * OW, F)
+    y_rows = y.reshape(N * OH * OW, F)
     if sum(len(c[4]) for c in classes) < OH * OW:        # windows wholly in the padding
-        y2[...] = 0.0 if b is None else b
-    Ws = [np.ascontiguousarray(Wt[h0:h1, w0:w1]).reshape(-1, F) for h0, h1, w0, w1, _ in classes]
+        y_rows[...] = 0.0 if b is None else b
+    W_classes = [np.ascontiguousarray(weights[kh0:kh1, kw0:kw1]).reshape(-1, F)   # (K', F)
+                 for kh0, kh1, kw0, kw1, _ in classes]
     items = _blocks(classes, N, C, block_rows)
-    T = num_threads()
-    cbuf = [np.empty(max((r1 - r0) * K for _, r0, r1, K in items), x.dtype) for _ in range(T)]
-    obuf = [np.empty(max(r1 - r0 for _, r0, r1, _ in items) * F, x.dtype) for _ in range(T)]
+    n_threads = num_threads()
+    cols_buffers = [np.empty(max((r1 - r0) * K for _, r0, r1, K in items), x.dtype)  # per thread
+                    for _ in range(n_threads)]
+    out_buffers = [np.empty(max(r1 - r0 for _, r0, r1, _ in items) * F, x.dtype)     # per thread
+                   for _ in range(n_threads)]
 
-    def block(i, t):
-        ci, r0, r1, K = items[i]
-        h0, h1, w0, w1, pos = classes[ci]
+    def block(i, thread):
+        class_index, r0, r1, K = items[i]
+        kh0, kh1, kw0, kw1, pos = classes[class_index]
         R = r1 - r0
-        cols = im2col_class_rows(x, h0, h1, w0, w1, stride, pad_top, pad_left, OW, pos, r0,
-                                 cbuf[t][:R * K].reshape(R, K))          # (R, K')
-        out = np.matmul(cols, Ws[ci], out=obuf[t][:R * F].reshape(R, F))  # (R, F)
+        cols = im2col_class_rows(x, kh0, kh1, kw0, kw1, stride, pad_top, pad_left, OW, pos, r0,
+                                 cols_buffers[thread][:R * K].reshape(R, K))          # (R, K')
+        out = np.matmul(cols, W_classes[class_index],
+                        out=out_buffers[thread][:R * F].reshape(R, F))                # (R, F)
         if b is not None:
             out += b
-        scatter_rows(out, pos, r0, OH * OW, y2)
+        scatter_rows(out, pos, r0, OH * OW, y_rows)
 
     parallel_blocks(len(items), block)
     return y
 
 
-def taps_weight_grad(x, dy, KH, KW, stride, pad_top, pad_left, block_rows, groups):
+def taps_weight_grad(x, dy, KH, KW, stride, pad_top, pad_left, block_rows, reduce_groups):
     """dW (KH, KW, C, F) = sum over classes of cols'.T @ dy[rows]; dy (N, OH, OW, F)."""
     N, H, W, C = x.shape
     _, OH, OW, F = dy.shape
     classes = tap_classes(H, W, KH, KW, stride, pad_top, pad_left, OH, OW)
-    dy2 = dy.reshape(N * OH * OW, F)
+    dy_rows = dy.reshape(N * OH * OW, F)
     items = _blocks(classes, N, C, block_rows)
-    G = min(groups, len(items))
-    T = num_threads()
-    dW_g = np.zeros((G, KH, KW, C, F), dtype=x.dtype)
-    cbuf = [np.empty(max((r1 - r0) * K for _, r0, r1, K in items), x.dtype) for _ in range(T)]
-    dbuf = [np.empty(max(r1 - r0 for _, r0, r1, _ in items) * F, x.dtype) for _ in range(T)]
-    tbuf = [np.empty(KH * KW * C * F, x.dtype) for _ in range(T)]
+    n_groups = min(reduce_groups, len(items))
+    n_threads = num_threads()
+    dW_groups = np.zeros((n_groups, KH, KW, C, F), dtype=x.dtype)   # one accumulator per group
+    cols_buffers = [np.empty(max((r1 - r0) * K for _, r0, r1, K in items), x.dtype)  # per thread
+                    for _ in range(n_threads)]
+    dy_buffers = [np.empty(max(r1 - r0 for _, r0, r1, _ in items) * F, x.dtype)      # per thread
+                  for _ in range(n_threads)]
+    dW_part_buffers = [np.empty(KH * KW * C * F, x.dtype) for _ in range(n_threads)]
 
-    def group(g, t):                     # items g*n//G .. (g+1)*n//G - 1, in order
-        for i in range(g * len(items) // G, (g + 1) * len(items) // G):
-            ci, r0, r1, K = items[i]
-            h0, h1, w0, w1, pos = classes[ci]
+    def group(g, thread):                # group g: its range of items, in order
+        for i in range(g * len(items) // n_groups, (g + 1) * len(items) // n_groups):
+            class_index, r0, r1, K = items[i]
+            kh0, kh1, kw0, kw1, pos = classes[class_index]
             R = r1 - r0
-            cols = im2col_class_rows(x, h0, h1, w0, w1, stride, pad_top, pad_left, OW, pos, r0,
-                                     cbuf[t][:R * K].reshape(R, K))      # (R, K')
-            dyb = gather_rows(dy2, pos, r0, OH * OW, dbuf[t][:R * F].reshape(R, F))
-            part = np.matmul(cols.T, dyb, out=tbuf[t][:K * F].reshape(K, F))
-            dW_g[g, h0:h1, w0:w1] += part.reshape(h1 - h0, w1 - w0, C, F)
+            cols = im2col_class_rows(x, kh0, kh1, kw0, kw1, stride, pad_top, pad_left, OW, pos,
+                                     r0, cols_buffers[thread][:R * K].reshape(R, K))  # (R, K')
+            dy_class = gather_rows(dy_rows, pos, r0, OH * OW,
+                                   dy_buffers[thread][:R * F].reshape(R, F))          # (R, F)
+            part = np.matmul(cols.T, dy_class,
+                             out=dW_part_buffers[thread][:K * F].reshape(K, F))       # (K', F)
+            dW_groups[g, kh0:kh1, kw0:kw1] += part.reshape(kh1 - kh0, kw1 - kw0, C, F)
 
-    parallel_blocks(G, group)
-    return dW_g.sum(axis=0)
+    parallel_blocks(n_groups, group)
+    return dW_groups.sum(axis=0)

@@ -113,6 +113,7 @@ def sum_blocks(m):
     return max(1, min(m, 16))
 
 
+# x2, y2, dy2, dx2: the (m, C) matrices of the layer (m = N for BatchNorm1D, N*H*W for 2D)
 @register(_BatchNorm, "forward")
 @named("numba")
 def batchnorm_fast_forward(layer, x2, training):
@@ -120,40 +121,41 @@ def batchnorm_fast_forward(layer, x2, training):
     m, C = x2.shape
     if training:
         shift = x2[0].astype(np.float64)       # sums of x - shift stay accurate if |mu| >> std
-        S = moments_partials(x2, shift, np.empty((sum_blocks(m), 2, C))).sum(axis=0)
-        mu = shift + S[0] / m                                       # float64 (C,)
-        var = np.maximum(S[1] - S[0] * S[0] / m, 0.0) / m
+        sums = moments_partials(x2, shift, np.empty((sum_blocks(m), 2, C))).sum(axis=0)
+        mu = shift + sums[0] / m                                    # float64 (C,)
+        var = np.maximum(sums[1] - sums[0] * sums[0] / m, 0.0) / m
         layer.update_running_stats(mu, var, m)
     else:
         mu = layer.buffers["running_mean"].astype(np.float64)
         var = layer.buffers["running_var"].astype(np.float64)
     layer.mu, layer.istd = mu, 1.0 / np.sqrt(var + layer.eps)        # float64 (C,)
-    dt = x2.dtype
+    dtype = x2.dtype
     y2 = np.empty_like(x2)
-    normalize(x2, mu.astype(dt), (gamma * layer.istd).astype(dt), beta.astype(dt), y2)
+    normalize(x2, mu.astype(dtype), (gamma * layer.istd).astype(dtype), beta.astype(dtype), y2)
     layer.x2 = x2
     return y2
 
 
 @register(_BatchNorm, "backward")
 def batchnorm_fast_backward(layer, dy2):
-    x2, dt = layer.x2, layer.x2.dtype
+    x2, dtype = layer.x2, layer.x2.dtype
     m, C = x2.shape
     p = layer.params["gamma"] * layer.istd                            # float64 (C,)
-    need = [k for k in ("beta", "gamma") if k not in layer.frozen]
-    if layer.training or need:
-        S = dsums_partials(x2, dy2, layer.mu, np.empty((sum_blocks(m), 2, C))).sum(axis=0)
-        if "beta" in need:
-            layer.grads["beta"][...] = S[0]                           # sum dy
-        if "gamma" in need:
-            layer.grads["gamma"][...] = S[1] * layer.istd             # sum dy * xh
+    trainable = [k for k in ("beta", "gamma") if k not in layer.frozen]
+    if layer.training or trainable:
+        sums = dsums_partials(x2, dy2, layer.mu, np.empty((sum_blocks(m), 2, C))).sum(axis=0)
+        if "beta" in trainable:
+            layer.grads["beta"][...] = sums[0]                        # sum dy
+        if "gamma" in trainable:
+            layer.grads["gamma"][...] = sums[1] * layer.istd          # sum dy * xh
     if layer.training:
-        q = -p * layer.istd ** 2 * S[1] / m
-        r = -p * S[0] / m
+        q = -p * layer.istd ** 2 * sums[1] / m
+        r = -p * sums[0] / m
     else:                                     # eval: a fixed affine map, dx = p * dy
         q = r = np.zeros(C)
     dx2 = np.empty_like(dy2)
-    affine_backward(x2, dy2, layer.mu.astype(dt), p.astype(dt), q.astype(dt), r.astype(dt), dx2)
+    affine_backward(x2, dy2, layer.mu.astype(dtype), p.astype(dtype), q.astype(dtype),
+                    r.astype(dtype), dx2)
     return dx2
 
 

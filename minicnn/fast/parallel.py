@@ -51,31 +51,31 @@ def _setup():
 
 def parallel_blocks(nblocks, work, nthreads=None):
     """Call ``work(block, thread)`` for block in range(nblocks), on up to
-    ``nthreads`` threads (default ``num_threads()``); ``thread`` in [0, T) lets
+    ``nthreads`` threads (default ``num_threads()``); ``thread`` in [0, n_used) lets
     a worker use its own scratch buffers. Returns the number of threads used."""
-    T = min(nthreads or num_threads(), nblocks)
-    if T <= 1:
-        for b in range(nblocks):
-            work(b, 0)
+    n_used = min(nthreads or num_threads(), nblocks)
+    if n_used <= 1:
+        for block in range(nblocks):
+            work(block, 0)
         return 1
     pool, controller = _setup()
     counter = itertools.count()          # next() is atomic under the GIL
 
-    def worker(t):
-        for b in counter:
-            if b >= nblocks:
+    def worker(thread):
+        for block in counter:
+            if block >= nblocks:
                 return
-            work(b, t)
+            work(block, thread)
 
     with controller.limit(limits=1, user_api="blas"):
-        futures = [pool.submit(worker, t) for t in range(1, T)]
+        futures = [pool.submit(worker, thread) for thread in range(1, n_used)]
         try:
             worker(0)
         finally:
             for f in futures:            # a worker that never started has nothing left to do:
                 if not f.cancel():       # don't wait for the OS to schedule it
                     f.result()
-    return T
+    return n_used
 
 
 MATMUL_BLOCKS = 8        # blocks of a parallel_matmul (fewer when the product is small)
@@ -88,27 +88,25 @@ def parallel_matmul(a, b, out=None):
     rows of a (and out) when a is the larger, else columns of b (and out).
 
     Why not let OpenBLAS use both cores itself: after a multi-threaded call its worker
-    threads keep spinning for a while (OPENBLAS_THREAD_TIMEOUT, 2^28 cycles by default,
-    about 0.1 s), taking a core from the numba kernels and conv blocks that follow.
-    Measured (benchmarks/profile_step.py, 2 threads): the simple net's batch-128
-    training step 213 ms with two-thread OpenBLAS in its Dense layers, 162 ms with the
-    spinning cut short (OPENBLAS_THREAD_TIMEOUT=4), the same as this function gives.
+    threads keep spinning for a while (OPENBLAS_THREAD_TIMEOUT, 2^28 cycles by default),
+    taking a core from the numba kernels and conv blocks that follow (docs/performance.md,
+    "One-thread BLAS blocks").
     """
     M, F = a.shape[0], b.shape[1]
     if out is None:
         out = np.empty((M, F), dtype=np.result_type(a, b))
     if a.size >= b.size:                                   # rows: a[r0:r1] @ b
-        nb = max(1, min(M, MATMUL_BLOCKS))
+        n_blocks = max(1, min(M, MATMUL_BLOCKS))
 
-        def block(i, t):
-            r0, r1 = i * M // nb, (i + 1) * M // nb
+        def block(i, thread):
+            r0, r1 = i * M // n_blocks, (i + 1) * M // n_blocks
             np.matmul(a[r0:r1], b, out=out[r0:r1])
     else:                                                  # columns: a @ b[:, c0:c1]
-        nb = max(1, min(MATMUL_BLOCKS, F // MIN_BLOCK_COLUMNS))
+        n_blocks = max(1, min(MATMUL_BLOCKS, F // MIN_BLOCK_COLUMNS))
 
-        def block(i, t):
-            c0, c1 = i * F // nb, (i + 1) * F // nb
+        def block(i, thread):
+            c0, c1 = i * F // n_blocks, (i + 1) * F // n_blocks
             out[:, c0:c1] = a @ b[:, c0:c1]                # (M, c1 - c0), then copied in
 
-    parallel_blocks(nb, block)
+    parallel_blocks(n_blocks, block)
     return out

@@ -58,10 +58,11 @@ def conv_shape(layer, x_shape, dtype, need_dW=True):
 
 
 # -- the tests ---------------------------------------------------------------------------
-def tiles_can_run(layer, s):
+def tiles_can_run(layer, shape):
     """Winograd and direct run on the register tiles: float32, stride 1, and numba's
-    SLP vectorizer on (without it the tiles are ~20x slower: see fast/__init__.py)."""
-    return s.dtype == np.float32 and layer.stride == 1 and slp_vectorizer_on()
+    SLP vectorizer on (without it the tiles run many times slower: fast/__init__.py,
+    docs/performance.md)."""
+    return shape.dtype == np.float32 and layer.stride == 1 and slp_vectorizer_on()
 
 
 def winograd_common(layer, side):
@@ -69,51 +70,53 @@ def winograd_common(layer, side):
             and side >= MIN_WINOGRAD_SIDE)
 
 
-def winograd_forward(layer, s):
+def winograd_forward(layer, shape):
     """3x3, a product at least MIN_WINOGRAD_CHANNELS deep and a multiple of 32 wide."""
-    return (tiles_can_run(layer, s) and winograd_common(layer, min(s.OH, s.OW))
+    return (tiles_can_run(layer, shape) and winograd_common(layer, min(shape.OH, shape.OW))
             and layer.C >= MIN_WINOGRAD_CHANNELS and layer.F % WINOGRAD_BLOCK_CHANNELS == 0)
 
 
-def flipped_kernel_fits(layer, s):
+def flipped_kernel_fits(layer, shape):
     """dx as a convolution of dy needs dy's padding KH-1-pad_top (and KW-1-pad_left) >= 0."""
-    return layer.stride == 1 and layer.KH - 1 - s.pad_top >= 0 and layer.KW - 1 - s.pad_left >= 0
+    return (layer.stride == 1 and layer.KH - 1 - shape.pad_top >= 0
+            and layer.KW - 1 - shape.pad_left >= 0)
 
 
-def winograd_dx(layer, s):
+def winograd_dx(layer, shape):
     """As winograd_forward for the flipped kernel: F and C swap roles."""
-    return (flipped_kernel_fits(layer, s) and tiles_can_run(layer, s)
-            and winograd_common(layer, min(s.H, s.W))
+    return (flipped_kernel_fits(layer, shape) and tiles_can_run(layer, shape)
+            and winograd_common(layer, min(shape.H, shape.W))
             and layer.F >= MIN_WINOGRAD_CHANNELS and layer.C % WINOGRAD_BLOCK_CHANNELS == 0)
 
 
-def winograd_dW(layer, s):
+def winograd_dW(layer, shape):
     """4 x 16 tiles (C % 4, F % 16); at C * F above MAX_WINOGRAD_DW_SIZE its products'
     strided reads lose to the other paths."""
-    return (s.need_dW and tiles_can_run(layer, s) and winograd_common(layer, min(s.OH, s.OW))
+    return (shape.need_dW and tiles_can_run(layer, shape)
+            and winograd_common(layer, min(shape.OH, shape.OW))
             and layer.C % 4 == 0 and layer.F % 16 == 0
             and layer.C * layer.F <= MAX_WINOGRAD_DW_SIZE)
 
 
-def direct_common(layer, s, width):
-    return layer.allow_direct and tiles_can_run(layer, s) and width >= MIN_DIRECT_WIDTH
+def direct_common(layer, shape, width):
+    return layer.allow_direct and tiles_can_run(layer, shape) and width >= MIN_DIRECT_WIDTH
 
 
-def direct_forward(layer, s):
+def direct_forward(layer, shape):
     """Thin products: at most MAX_DIRECT_CHANNELS outputs, a tile width dividing F."""
-    return (direct_common(layer, s, s.OW) and layer.F <= MAX_DIRECT_CHANNELS
-            and tile_width(layer.F, s.OW) > 0)
+    return (direct_common(layer, shape, shape.OW) and layer.F <= MAX_DIRECT_CHANNELS
+            and tile_width(layer.F, shape.OW) > 0)
 
 
-def direct_dx(layer, s):
+def direct_dx(layer, shape):
     """As direct_forward for the flipped kernel (C outputs, on the input's width)."""
-    return (flipped_kernel_fits(layer, s) and direct_common(layer, s, s.W)
-            and layer.C <= MAX_DIRECT_CHANNELS and tile_width(layer.C, s.W) > 0)
+    return (flipped_kernel_fits(layer, shape) and direct_common(layer, shape, shape.W)
+            and layer.C <= MAX_DIRECT_CHANNELS and tile_width(layer.C, shape.W) > 0)
 
 
-def direct_dW(layer, s):
+def direct_dW(layer, shape):
     """4 x 16 tiles (C % 4, F % 16), both at most MAX_DIRECT_CHANNELS."""
-    return (s.need_dW and direct_common(layer, s, s.OW) and layer.C % 4 == 0
+    return (shape.need_dW and direct_common(layer, shape, shape.OW) and layer.C % 4 == 0
             and layer.F % 16 == 0 and max(layer.C, layer.F) <= MAX_DIRECT_CHANNELS)
 
 
@@ -121,26 +124,27 @@ def taps_threshold(layer):
     return TAPS_MIN_PADDING if layer.taps_min_padding is None else layer.taps_min_padding
 
 
-def taps_forward(layer, s):
+def taps_forward(layer, shape):
     """At least TAPS_MIN_PADDING of the im2col entries would be padding zeros."""
-    share = padding_share(s.H, s.W, layer.KH, layer.KW, layer.stride, s.pad_top, s.pad_left,
-                          s.OH, s.OW)
+    share = padding_share(shape.H, shape.W, layer.KH, layer.KW, layer.stride, shape.pad_top,
+                          shape.pad_left, shape.OH, shape.OW)
     return share >= taps_threshold(layer)
 
 
-def taps_dx(layer, s):
+def taps_dx(layer, shape):
     """taps_forward for the flipped-kernel convolution of dy (OH x OW in, H x W out)."""
-    share = padding_share(s.OH, s.OW, layer.KH, layer.KW, 1, layer.KH - 1 - s.pad_top,
-                          layer.KW - 1 - s.pad_left, s.H, s.W)
+    share = padding_share(shape.OH, shape.OW, layer.KH, layer.KW, 1,
+                          layer.KH - 1 - shape.pad_top, layer.KW - 1 - shape.pad_left,
+                          shape.H, shape.W)
     return share >= taps_threshold(layer)
 
 
-def col2im_dx(layer, s):
+def col2im_dx(layer, shape):
     """Stride > 1 (no flipped-kernel form) or F > C (the product dy @ W.T is the smaller)."""
     return layer.stride != 1 or layer.F > layer.C
 
 
-def always(layer, s):
+def always(layer, shape):
     """Any shape, any dtype."""
     return True
 
@@ -170,8 +174,8 @@ def conv_path(layer, pass_name, shape):
 
 def conv_paths(layer, x_shape, dtype=None):
     """{"forward": ..., "dx": ..., "dW": ...} for ``layer`` on an input (N, H, W, C)."""
-    s = conv_shape(layer, x_shape, dtype or layer.params["W"].dtype)
-    return {p: conv_path(layer, p, s) for p in CONV2D_RULE}
+    shape = conv_shape(layer, x_shape, dtype or layer.params["W"].dtype)
+    return {p: conv_path(layer, p, shape) for p in CONV2D_RULE}
 
 
 def layer_paths(layer, x_shape):

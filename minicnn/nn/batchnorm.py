@@ -30,7 +30,7 @@ row shares, so dL/dx[r] collects three terms (m rows, per channel):
     dx    = dxh / sqrt(var + eps) + dvar * 2 (x - mu) / m + dmu / m
 
 which simplifies to the one-line form above. The reference code below computes
-exactly that form; the fast backend (fast/batchnorm.py) computes the same sums in
+exactly that form; the fast backend (fast/layers.py) computes the same sums in
 one pass with float64 partial sums and no full-size temporaries.
 """
 import numpy as np

@@ -14,6 +14,12 @@ block by block while the output is in cache, saving a pass over the largest
 activations. ``summary()`` shows each fused pair; ``Sequential(layers, fuse=False)``
 runs every layer on its own (same numbers: fusion changes no result).
 
+Hooks, for looking inside (traces, feature maps, saliency): ``forward_hooks`` and
+``backward_hooks`` are lists of functions ``hook(i, layer, array)``, called with the
+output of layer i after its forward pass, and with dL/d(output of layer i) before its
+backward pass. While a forward hook is set, every layer runs on its own (no fusion),
+so each one's output exists to be seen; the numbers are the same either way.
+
 The first layer's input is the data, whose gradient nobody needs: Sequential sets
 its ``needs_input_grad`` to False, so ``backward`` returns None (``input_gradient``
 computes it when wanted, e.g. for gradient checks or saliency).
@@ -39,6 +45,7 @@ class Sequential:
         self.released = False      # True after predict: the layers hold nothing for backward
         self.layers[0].needs_input_grad = False          # its input is the data
         self.steps = self.plan_steps(fuse)
+        self.forward_hooks, self.backward_hooks = [], []
 
     def plan_steps(self, fuse=True):
         """[(i,) or (i, i + 1), ...]: the layers in order, fused pairs as one step."""
@@ -70,12 +77,15 @@ class Sequential:
     def _run(self, x, training, release):
         """Every step's forward in turn. release: drop what each layer kept for backward
         as soon as the next has its input (predict)."""
-        for step in self.steps:
+        hooks = self.forward_hooks
+        for step in (self.steps if not hooks else [(i,) for i in range(len(self.layers))]):
             if len(step) == 2:                                 # layer + the activation it fuses
                 layer, activation = self.layers[step[0]], self.layers[step[1]]
                 x = activation.forward_fused(layer.forward(x, training, relu=True))
             else:
                 x = self.layers[step[0]].forward(x, training)
+                for hook in hooks:
+                    hook(step[0], self.layers[step[0]], x)
             if release:
                 for i in step:
                     self.layers[i].release()
@@ -89,8 +99,10 @@ class Sequential:
         if self.released:
             raise RuntimeError("Sequential.backward: the last pass was predict(), which keeps "
                                "nothing for backward; call forward(x, training=...) first")
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+        for i in range(len(self.layers) - 1, -1, -1):
+            for hook in self.backward_hooks:
+                hook(i, self.layers[i], dy)
+            dy = self.layers[i].backward(dy)
         return dy
 
     def input_gradient(self, dy):
@@ -239,13 +251,8 @@ class Sequential:
         """(forward, dx, dW): which code runs each pass of layer i for an input of shape
         x_shape (batch axis included), on the active backend. "-" where a pass is not
         computed: no trainable params, frozen weights, the first layer's dx."""
-        from ..fast.rules import layer_paths                # the fast backend's rule
         layer = self.layers[i]
-        if backend.current_backend() == "reference":
-            where = "reference" if hasattr(layer, "forward_reference") else "numpy"
-            paths = {"forward": where, "dx": where, "dW": where}
-        else:
-            paths = layer_paths(layer, x_shape)
+        paths = backend.path_names(layer, x_shape)
         trainable = [k for k in layer.params if k not in layer.frozen]
         dW = paths["dW"] if trainable else "-"
         if trainable and "W" in layer.params and "W" in layer.frozen:

@@ -9,10 +9,13 @@ One epoch: all steps of the loader, then evaluation on the validation split,
 The checkpoint holds everything a resumed run needs to continue exactly as an
 uninterrupted one would: model weights and buffers, optimizer state, lookahead
 weights, the loader's RNG state, the step (schedule position), the history and
-the best weights so far.
+the best weights so far. With ``trace_every=K`` a TraceRecorder (traces.py) also
+records per-layer activation and gradient statistics every K steps; they are saved
+beside the checkpoint (traces.json, trace_histograms.npz) and continue on resume.
 """
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from ..checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
 from .evaluate import evaluate
 from ..nn.loss import softmax_cross_entropy
 from .progress import ProgressBar
+from .traces import TraceRecorder
 
 
 class TrainingDiverged(FloatingPointError):
@@ -43,11 +47,15 @@ class Trainer:
             epochs (None: never); the best weights are restored at the end.
         epoch_hooks: callables hook(trainer, epoch) run at the start of each epoch.
         run_dir: where checkpoint.npz goes (None: no checkpoints).
+        trace_every: record traces every K steps (traces.py); None or 0: no tracing.
+        trace_histogram_steps: steps with activation and gradient histograms
+            (None: the first and the last step of the run).
     """
 
     def __init__(self, model, optimizer, loader, schedule=None, total_steps=None, val=None,
                  label_smoothing=0.0, lookahead=None, lookahead_decay=None, patience=None,
-                 epoch_hooks=(), run_dir=None, config=None, progress=True, eval_batch=500):
+                 epoch_hooks=(), run_dir=None, config=None, progress=True, eval_batch=500,
+                 trace_every=None, trace_histogram_steps=None):
         tune_process()       # the process-wide settings training wants (fast/process.py)
         self.model, self.optimizer, self.loader = model, optimizer, loader
         self.schedule = schedule or (lambda step: 1.0)
@@ -61,6 +69,11 @@ class Trainer:
         self.history = {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss",
                                         "val_acc", "lr", "seconds", "images_per_second")}
         self.best_acc, self.best_state, self.bad_epochs = -1.0, None, 0
+        self.tracer = None
+        if trace_every:
+            if trace_histogram_steps is None:
+                trace_histogram_steps = (0, total_steps - 1) if total_steps else (0,)
+            self.tracer = TraceRecorder(model, trace_every, trace_histogram_steps)
 
     # -- one epoch -----------------------------------------------------------------
     def train_epoch(self, epochs):
@@ -71,16 +84,17 @@ class Trainer:
                           disable=not self.progress)
         for xb, yb in self.loader:
             self.optimizer.set_lr_factor(self.schedule(self.step))
-            logits = self.model.forward(xb, training=True)
-            loss, dlogits = softmax_cross_entropy(logits, yb, self.label_smoothing)
-            if not np.isfinite(loss):
-                bar.close()
-                where = f" ({self.run_dir / 'checkpoint.npz'} holds the last good epoch)" if self.run_dir else ""
-                raise TrainingDiverged(
-                    f"non-finite training loss {loss} at epoch {self.epoch + 1}, step {self.step}, "
-                    f"learning rates {self.optimizer.lrs}{where}; try a lower --lr")
-            self.model.backward(dlogits)
-            self.optimizer.step()
+            with self.tracer.record(self.step) if self.tracer is not None else nullcontext():
+                logits = self.model.forward(xb, training=True)
+                loss, dlogits = softmax_cross_entropy(logits, yb, self.label_smoothing)
+                if not np.isfinite(loss):
+                    bar.close()
+                    where = f" ({self.run_dir / 'checkpoint.npz'} holds the last good epoch)" if self.run_dir else ""
+                    raise TrainingDiverged(
+                        f"non-finite training loss {loss} at epoch {self.epoch + 1}, step {self.step}, "
+                        f"learning rates {self.optimizer.lrs}{where}; try a lower --lr")
+                self.model.backward(dlogits)
+                self.optimizer.step()
             self.step += 1
             if self.lookahead is not None:
                 if self.lookahead_decay is not None:
@@ -139,8 +153,12 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------
     def save(self, path=None):
+        """The checkpoint at ``path``, and the traces beside it (written first: on resume,
+        traces recorded after the checkpoint's step are dropped)."""
         path = Path(path or self.run_dir / "checkpoint.npz")
         path.parent.mkdir(parents=True, exist_ok=True)
+        if self.tracer is not None:
+            self.tracer.save(path.parent)
         nested = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
         if self.lookahead is not None:
             nested["lookahead"] = self.lookahead.state_dict()
@@ -167,6 +185,8 @@ class Trainer:
         self.epoch, self.step = meta["epoch"], meta["step"]
         self.train_seconds, self.history = meta["train_seconds"], meta["history"]
         self.best_acc, self.bad_epochs = meta["best_acc"], meta["bad_epochs"]
+        if self.tracer is not None:
+            self.tracer.restore(Path(path).parent, before_step=self.step)
         return meta
 
 

@@ -1,4 +1,4 @@
-"""Batch-norm kernels over a (m, C) matrix (numba, parallel) and NumPy twins.
+"""Batch-norm kernels over a (m, C) matrix (numba, parallel) and NumPy twins of the sums.
 
 The statistics and the backward reductions are per-channel sums over m rows.
 Each is computed in one pass over row blocks run in parallel: every block
@@ -12,7 +12,7 @@ moments:   S1[c] = sum_r (x[r, c] - k[c]),  S2[c] = sum_r (x[r, c] - k[c])^2
            (the shifted-data algorithm; float64 accumulators).
 normalize: y = (x - mu) * a + beta                 (a = gamma / std, per channel)
 dsums:     S1[c] = sum_r dy[r, c],  S2[c] = sum_r dy[r, c] * (x[r, c] - mu[c])
-backward:  dx = p * dy + q * (x - mu) + r          (p, q, r per channel; see layers/batchnorm.py)
+backward:  dx = p * dy + q * (x - mu) + r          (p, q, r per channel; see fast/layers.py)
 
 ``partials`` is (B, 2, C) float64: B blocks of m/B rows (B >= the thread count).
 """
@@ -40,14 +40,14 @@ def moments_partials(x2, shift, partials):
     """partials[b] = (sum (x - shift), sum (x - shift)^2) over block b's rows."""
     m, C = x2.shape
     B = partials.shape[0]
-    for b in prange(B):
+    for b in prange(B):                  # block b: rows b*m//B .. (b+1)*m//B - 1
         s1, s2 = partials[b, 0], partials[b, 1]
         s1[:] = 0.0
         s2[:] = 0.0
         for r in range(b * m // B, (b + 1) * m // B):
-            row = x2[r]
+            x_row = x2[r]
             for c in range(C):
-                d = np.float64(row[c]) - shift[c]
+                d = np.float64(x_row[c]) - shift[c]       # x - shift, in float64
                 s1[c] += d
                 s2[c] += d * d
     return partials
@@ -58,16 +58,16 @@ def dsums_partials(x2, dy2, mu, partials):
     """partials[b] = (sum dy, sum dy * (x - mu)) over block b's rows (mu float64)."""
     m, C = x2.shape
     B = partials.shape[0]
-    for b in prange(B):
+    for b in prange(B):                  # block b: rows b*m//B .. (b+1)*m//B - 1
         s1, s2 = partials[b, 0], partials[b, 1]
         s1[:] = 0.0
         s2[:] = 0.0
         for r in range(b * m // B, (b + 1) * m // B):
-            row, g = x2[r], dy2[r]
+            x_row, dy_row = x2[r], dy2[r]
             for c in range(C):
-                gc = np.float64(g[c])
-                s1[c] += gc
-                s2[c] += gc * (np.float64(row[c]) - mu[c])
+                g = np.float64(dy_row[c])
+                s1[c] += g
+                s2[c] += g * (np.float64(x_row[c]) - mu[c])
     return partials
 
 
@@ -76,18 +76,18 @@ def normalize(x2, mu, a, beta, y2):
     """y = (x - mu) * a + beta, row by row (all vectors of x's dtype)."""
     m, C = x2.shape
     for r in prange(m):
-        row, out = x2[r], y2[r]
+        x_row, y_row = x2[r], y2[r]
         for c in range(C):
-            out[c] = (row[c] - mu[c]) * a[c] + beta[c]
+            y_row[c] = (x_row[c] - mu[c]) * a[c] + beta[c]
     return y2
 
 
 @njit(parallel=True, cache=True)
-def affine_backward(x2, dy2, mu, p, q, r_, dx2):
+def affine_backward(x2, dy2, mu, p, q, r, dx2):
     """dx = p * dy + q * (x - mu) + r, row by row (all vectors of x's dtype)."""
     m, C = x2.shape
-    for r in prange(m):
-        row, g, out = x2[r], dy2[r], dx2[r]
+    for i in prange(m):
+        x_row, dy_row, dx_row = x2[i], dy2[i], dx2[i]
         for c in range(C):
-            out[c] = p[c] * g[c] + q[c] * (row[c] - mu[c]) + r_[c]
+            dx_row[c] = p[c] * dy_row[c] + q[c] * (x_row[c] - mu[c]) + r[c]
     return dx2

@@ -1,36 +1,38 @@
-"""Direct convolution (stride 1, NHWC, float32): numba drivers and the NumPy twin.
+"""Direct convolution (stride 1, NHWC, float32): numba drivers and the NumPy twins.
 
 No im2col matrix at all: each image is copied once into a zero-bordered
-scratch buffer xp (Hp, Wp, C), Hp = OH + KH - 1, Wp = OW + KW - 1, small enough
-to stay in the core's L2 cache, and the register-blocked tiles of
-microkernel.py / tiles.py read it in place:
+scratch buffer x_pad (OH + KH - 1, OW + KW - 1, C), small enough to stay in the
+core's L2 cache, and the register-blocked tiles of microkernel.py / tiles.py
+read it in place:
 
-    y[n, oh, ow, f] = sum_{kh, kw, c} xp[oh + kh, ow + kw, c] * W[kh, kw, c, f]      (forward)
-    dW[kh, kw, c, f] += sum_{oh, ow}  xp[oh + kh, ow + kw, c] * dy[n, oh, ow, f]      (weight grad)
+    forward:      y[n, oh, ow, f] = sum_{kh, kw, c} x_pad[oh + kh, ow + kw, c] * W[kh, kw, c, f]
+    weight grad:  dW[kh, kw, c, f] += sum_{oh, ow}  x_pad[oh + kh, ow + kw, c] * dy[n, oh, ow, f]
 
 and dx (stride 1) is the forward pass on dy with the flipped, transposed
-kernel (layers/conv.py). Both drivers work on a range of images [n0, n1), so
-the caller can hand whole images to each core (kernels/parallel.py).
+kernel (fast/conv.py). Both drivers work on a range of images [n0, n1), so
+the caller can hand whole images to each core (fast/parallel.py).
 
 conv_images: a tile is P = 3 output pixels of one row x FB = 32 output
-channels (or 4 x 24, 4 x 16: tile_width), summed over the KH*KW taps and C input channels. The
-weights are first packed as Wp[F/FB, KH*KW*C, FB] (``pack_weights``): each
-tile then reads one contiguous 128-byte row per step. (Reading W[..., f0:f0+32]
-in place strides 256 bytes when F = 64 and maps onto a quarter of the L1
-cache sets: 62 instead of 86 GFLOP/s on 64->64 @16x16, measured.) A row whose
-width is not a multiple of P ends with a tile shifted left to OW - P, which
-recomputes a column or two instead of needing a second kernel. Taps that
-read padding rows (the kernel rows above the first and below the last image
-row) are left out of the sum; the padding columns cannot be, as they are
-shared by a tile's pixels.
+channels (or 4 x 24, 4 x 16: tile_width), summed over the KH*KW taps and C
+input channels. The weights are first packed as W_packed[F/FB, KH*KW*C, FB]
+(``pack_weights``): each tile then reads one contiguous FB-float row per step.
+Why pack: read in place, the rows of W[..., f0:f0+32] are F floats apart (256 bytes
+when F = 64), and rows at such a stride map onto a quarter of the L1 cache sets,
+where they evict each other (docs/performance.md, "Register tiles").
+
+A row whose width is not a multiple of P ends with a tile shifted left to OW - P,
+which recomputes a column or two instead of needing a second kernel. Taps that
+read padding rows (the kernel rows above the first and below the last image row)
+are left out of the sum; the padding columns cannot be, as they are shared by a
+tile's pixels.
 
 weight_grad_images: a tile is 4 input channels x 16 output channels of one
-kernel tap, summed over the pixels of two output rows, then added to dW; rows
-and pixels whose tap reads padding are left out of the sum (they add zero). Two
-rows at a time keep the data of every tile pass in L1 (80 GFLOP/s per core on
-32->32 @32x32, against 55 when each tile summed over a whole image).
+kernel tap, summed over the pixels of DW_ROWS = 2 output rows, then added to dW;
+rows and pixels whose tap reads padding are left out of the sum (they add zero).
+Two rows at a time keep the data of every tile pass in L1 (a tile that sums over
+a whole image is slower: docs/performance.md, "Register tiles").
 
-Memory: xp per thread, (OH + KH - 1) * (OW + KW - 1) * C floats, and the
+Memory: x_pad per thread, (OH + KH - 1) * (OW + KW - 1) * C floats, and the
 packed weights; nothing of the size of the batch.
 """
 import numba
@@ -42,23 +44,25 @@ from .tiles import tile_3x32, tile_4x16, tile_4x24
 DW_ROWS = 2              # output rows summed per dW tile call
 
 
-def conv_reference(x, W, pad_top, pad_left, OH, OW):
+def direct_conv_reference(x, W, pad_top, pad_left, OH, OW):
     """y (N, OH, OW, F) as a sum over taps of shifted images times W[kh, kw] (plain NumPy)."""
-    N, H, Wd, C = x.shape
+    N, H, Wd, C = x.shape                                 # Wd: the image width
     KH, KW = W.shape[:2]
-    xp = np.zeros((N, OH + KH - 1, OW + KW - 1, C), dtype=x.dtype)
-    xp[:, pad_top:pad_top + H, pad_left:pad_left + Wd] = x
-    return sum(xp[:, kh:kh + OH, kw:kw + OW] @ W[kh, kw] for kh in range(KH) for kw in range(KW))
+    x_pad = np.zeros((N, OH + KH - 1, OW + KW - 1, C), dtype=x.dtype)
+    x_pad[:, pad_top:pad_top + H, pad_left:pad_left + Wd] = x
+    return sum(x_pad[:, kh:kh + OH, kw:kw + OW] @ W[kh, kw]
+               for kh in range(KH) for kw in range(KW))
 
 
-def weight_grad_reference(x, dy, KH, KW, pad_top, pad_left):
+def direct_weight_grad_reference(x, dy, KH, KW, pad_top, pad_left):
     """dW (KH, KW, C, F): for every tap, the shifted image contracted with dy over (n, oh, ow)."""
     N, OH, OW, F = dy.shape
     H, Wd, C = x.shape[1:]
-    xp = np.zeros((N, OH + KH - 1, OW + KW - 1, C), dtype=x.dtype)
-    xp[:, pad_top:pad_top + H, pad_left:pad_left + Wd] = x
+    x_pad = np.zeros((N, OH + KH - 1, OW + KW - 1, C), dtype=x.dtype)
+    x_pad[:, pad_top:pad_top + H, pad_left:pad_left + Wd] = x
     over_pixels = ([0, 1, 2], [0, 1, 2])                                      # (n, oh, ow)
-    return np.stack([np.stack([np.tensordot(xp[:, kh:kh + OH, kw:kw + OW], dy, axes=over_pixels)
+    return np.stack([np.stack([np.tensordot(x_pad[:, kh:kh + OH, kw:kw + OW], dy,
+                                            axes=over_pixels)
                                for kw in range(KW)]) for kh in range(KH)])
 
 
@@ -71,8 +75,8 @@ def tile_width(F, OW):
     """Output channels per forward tile, FB, for F output channels on rows OW pixels wide
     (0: no tile fits). The widest that divides F (32, then 24, then 16), unless a
     narrower one's 4-pixel rows fit OW so much better that it computes >= 10% fewer
-    columns: 64 channels at 16 pixels take 4 x 16 (16 columns instead of 18; 90 against
-    86 GFLOP/s per core, measured), at 32 or 31 pixels 3 x 32 (33 columns)."""
+    columns: 64 channels at 16 pixels take 4 x 16 (16 columns instead of 18), at 32 or
+    31 pixels 3 x 32 (33 columns). docs/performance.md has the measurement."""
     fits = [FB for FB in (32, 24, 16) if F % FB == 0]
     if not fits:
         return 0
@@ -94,82 +98,95 @@ def pack_weights(W, FB):
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def conv_images(x, n0, n1, pad_top, pad_left, wpack, KH, KW, b, relu, y, xp):
-    """y[n0:n1] = conv(x[n0:n1], W) + b, then max(y, 0) if relu. x (N, H, W, C); wpack
-    from pack_weights; b (F,) or an empty array for no bias; y (N, OH, OW, F); xp scratch
+def conv_images(x, n0, n1, pad_top, pad_left, W_packed, KH, KW, b, relu, y, x_pad):
+    """y[n0:n1] = conv(x[n0:n1], W) + b, then max(y, 0) if relu. x (N, H, W, C); W_packed
+    from pack_weights; b (F,) or an empty array for no bias; y (N, OH, OW, F); x_pad scratch
     (OH+KH-1, OW+KW-1, C), zero outside the image area (its interior is overwritten here).
     Bias and ReLU are applied to each image right after its tiles, while it is in cache."""
-    N, H, Wd, C = x.shape
+    N, H, Wd, C = x.shape                              # Wd: the image width
     OH, OW, F = y.shape[1], y.shape[2], y.shape[3]
-    nfb, K, FB = wpack.shape
-    P = tile_pixels(FB)
-    Wp = xp.shape[1]
-    aoffs = np.empty(KH * KW, np.int64)
-    boffs = np.empty(KH * KW, np.int64)
+    n_channel_blocks, K, FB = W_packed.shape           # F/FB blocks of FB channels; K = KH*KW*C
+    P = tile_pixels(FB)                                # output pixels per tile
+    padded_width = x_pad.shape[1]
+    # per tap t = kh * KW + kw, the tile's offsets: into x_pad, from the tile's first
+    # pixel (pixel rows kh below, kw columns right); into a block of W_packed, its C rows
+    tap_offsets_x = np.empty(KH * KW, np.int64)
+    tap_offsets_W = np.empty(KH * KW, np.int64)
     for kh in range(KH):
         for kw in range(KW):
-            aoffs[kh * KW + kw] = (kh * Wp + kw) * C
-            boffs[kh * KW + kw] = (kh * KW + kw) * C * FB
-    xpf, wf, yf = xp.reshape(xp.size), wpack.reshape(wpack.size), y.reshape(y.size)
+            tap_offsets_x[kh * KW + kw] = (kh * padded_width + kw) * C
+            tap_offsets_W[kh * KW + kw] = (kh * KW + kw) * C * FB
+    x_pad_flat, W_flat, y_flat = x_pad.reshape(x_pad.size), W_packed.reshape(W_packed.size), \
+        y.reshape(y.size)
     for n in range(n0, n1):
-        xp[pad_top:pad_top + H, pad_left:pad_left + Wd, :] = x[n]
-        for fb in range(nfb):
+        x_pad[pad_top:pad_top + H, pad_left:pad_left + Wd, :] = x[n]
+        for fb in range(n_channel_blocks):             # output channels fb*FB .. fb*FB + FB-1
             for oh in range(OH):
                 kh0 = max(0, pad_top - oh)                 # taps kh < kh0 or >= kh1 would
                 kh1 = max(kh0, min(KH, pad_top + H - oh))  # read padding rows: skipped
-                ta, tb = aoffs[kh0 * KW:kh1 * KW], boffs[kh0 * KW:kh1 * KW]
+                taps_x = tap_offsets_x[kh0 * KW:kh1 * KW]
+                taps_W = tap_offsets_W[kh0 * KW:kh1 * KW]
                 for ow in range(0, OW, P):
                     ow0 = min(ow, OW - P)            # last tile shifted left (needs OW >= P)
-                    abase = (oh * Wp + ow0) * C
-                    obase = ((n * OH + oh) * OW + ow0) * F + fb * FB
+                    x_start = (oh * padded_width + ow0) * C            # x_pad[oh, ow0, 0]
+                    y_start = ((n * OH + oh) * OW + ow0) * F + fb * FB  # y[n, oh, ow0, fb*FB]
+                    # tile arguments: a = x_pad, p = output pixel (stride C), k = input
+                    # channel (stride 1); b = block fb of W_packed (from fb*K*FB), k stride
+                    # FB; C steps per tap; out = y, p stride F
                     if FB == 32:
-                        tile_3x32(xpf, abase, ta, C, 1, wf, fb * K * FB, tb, FB, C,
-                                  yf, obase, F, False)
+                        tile_3x32(x_pad_flat, x_start, taps_x, C, 1, W_flat, fb * K * FB, taps_W,
+                                  FB, C, y_flat, y_start, F, False)
                     elif FB == 24:
-                        tile_4x24(xpf, abase, ta, C, 1, wf, fb * K * FB, tb, FB, C,
-                                  yf, obase, F, False)
+                        tile_4x24(x_pad_flat, x_start, taps_x, C, 1, W_flat, fb * K * FB, taps_W,
+                                  FB, C, y_flat, y_start, F, False)
                     else:
-                        tile_4x16(xpf, abase, ta, C, 1, wf, fb * K * FB, tb, FB, C,
-                                  yf, obase, F, False)
+                        tile_4x16(x_pad_flat, x_start, taps_x, C, 1, W_flat, fb * K * FB, taps_W,
+                                  FB, C, y_flat, y_start, F, False)
         if b.size or relu:
-            yn = y[n].reshape(OH * OW, F)
+            y_image = y[n].reshape(OH * OW, F)
             for i in range(OH * OW):
                 for f in range(F):
-                    v = yn[i, f] + b[f] if b.size else yn[i, f]
-                    yn[i, f] = max(v, 0.0) if relu else v
+                    v = y_image[i, f] + b[f] if b.size else y_image[i, f]
+                    y_image[i, f] = max(v, 0.0) if relu else v
     return y
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def weight_grad_images(x, dy, n0, n1, pad_top, pad_left, KH, KW, dW, xp):
+def weight_grad_images(x, dy, n0, n1, pad_top, pad_left, KH, KW, dW, x_pad):
     """dW (KH, KW, C, F) += sum over images n0..n1-1 of x_pad (*) dy. Needs C % 4 == 0
-    and F % 16 == 0; xp scratch as in conv_images."""
-    N, H, Wd, C = x.shape
+    and F % 16 == 0; x_pad scratch as in conv_images."""
+    N, H, Wd, C = x.shape                              # Wd: the image width
     OH, OW, F = dy.shape[1], dy.shape[2], dy.shape[3]
-    Wp = xp.shape[1]
-    aoffs = np.empty(DW_ROWS, np.int64)
-    boffs = np.empty(DW_ROWS, np.int64)
-    xpf, dyf, dWf = xp.reshape(xp.size), dy.reshape(dy.size), dW.reshape(dW.size)
+    padded_width = x_pad.shape[1]
+    # per output row r of the DW_ROWS summed by one tile call (the tile's "taps"):
+    row_offsets_x = np.empty(DW_ROWS, np.int64)        # start of x_pad row oh0 + r
+    row_offsets_dy = np.empty(DW_ROWS, np.int64)       # start of dy[n, oh0 + r]
+    x_pad_flat, dy_flat, dW_flat = x_pad.reshape(x_pad.size), dy.reshape(dy.size), \
+        dW.reshape(dW.size)
     for n in range(n0, n1):
-        xp[pad_top:pad_top + H, pad_left:pad_left + Wd, :] = x[n]
+        x_pad[pad_top:pad_top + H, pad_left:pad_left + Wd, :] = x[n]
         for oh0 in range(0, OH, DW_ROWS):
             rows = min(DW_ROWS, OH - oh0)
             for r in range(rows):
-                aoffs[r] = (oh0 + r) * Wp * C
-                boffs[r] = ((n * OH + oh0 + r) * OW) * F
+                row_offsets_x[r] = (oh0 + r) * padded_width * C
+                row_offsets_dy[r] = ((n * OH + oh0 + r) * OW) * F
             for kh in range(KH):                   # rows r0..r1-1 read image rows for tap kh
                 r0 = max(0, pad_top - kh - oh0)
                 r1 = min(rows, pad_top + H - kh - oh0)
                 if r1 <= r0:
                     continue
-                for kw in range(KW):               # pixels s..e-1 read image columns for kw
-                    s = max(0, pad_left - kw)
-                    e = min(OW, pad_left + Wd - kw)
-                    if e <= s:
+                for kw in range(KW):               # pixels ow0..ow1-1 read image columns for kw
+                    ow0 = max(0, pad_left - kw)
+                    ow1 = min(OW, pad_left + Wd - kw)
+                    if ow1 <= ow0:
                         continue
+                    # tile arguments: a = x_pad from (kh, kw + ow0, c0), p = input channel
+                    # (stride 1), k = pixel along the row (stride C); b = dy from (ow0, f0),
+                    # k stride F; ow1 - ow0 steps per row; out = dW[kh, kw, c0:c0+4, f0:f0+16]
                     for c0 in range(0, C, 4):
                         for f0 in range(0, F, 16):
-                            tile_4x16(xpf, (kh * Wp + kw + s) * C + c0, aoffs[r0:r1], 1, C,
-                                      dyf, s * F + f0, boffs[r0:r1], F, e - s,
-                                      dWf, ((kh * KW + kw) * C + c0) * F + f0, F, True)
+                            tile_4x16(x_pad_flat, (kh * padded_width + kw + ow0) * C + c0,
+                                      row_offsets_x[r0:r1], 1, C,
+                                      dy_flat, ow0 * F + f0, row_offsets_dy[r0:r1], F, ow1 - ow0,
+                                      dW_flat, ((kh * KW + kw) * C + c0) * F + f0, F, True)
     return dW

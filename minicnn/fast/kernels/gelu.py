@@ -1,4 +1,4 @@
-"""GELU kernels (numba, parallel, any shape via a flat view) and NumPy twins.
+"""GELU kernels (numba, parallel, any shape via a flat view).
 
 exact form:  GELU(x) = x * Phi(x),       Phi(x) = (1 + erf(x / sqrt 2)) / 2 = erfc(-x / sqrt 2) / 2
              GELU'(x) = Phi(x) + x * phi(x),  phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
@@ -7,12 +7,14 @@ tanh form:   GELU(x) ~ x * s(x),   s(x) = (1 + tanh(u)) / 2 = 1 / (1 + exp(-2u))
              u = sqrt(2/pi) (x + 0.044715 x^3)
              GELU'(x) ~ s(x) + 2 x s(x) (1 - s(x)) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
 
+The reference code is in minicnn/nn/activations.py.
+
 float64 (gradient checks) uses libm's math.erfc / math.exp: exact to rounding
 (erfc rather than 1 + erf, and the sigmoid rather than 1 + tanh, which cancel
 for x << 0).
-float32 (training) must be fast, and a libm call per element (~30 ns per core)
-is not: its kernels compute in float64 with polynomials only, which LLVM
-vectorizes (4 lanes of AVX2; ~4 ns per element per core), and round once:
+float32 (training) must be fast, and a libm call per element is not
+(docs/performance.md, "GELU"): its kernels compute in float64 with polynomials
+only, which LLVM vectorizes (4 lanes of AVX2), and round once:
 
     Phi(-a) = exp(-z^2) * erfcx(z) / 2,   z = a / sqrt 2,  a = |x|,  Phi(x) = 1 - Phi(-x)
     erfcx(z) ~ P12((z - 3) / (z + 3))         relative error < 5e-11 on [0, sqrt 128]
@@ -36,7 +38,7 @@ from numba import njit, prange
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-A = 0.044715
+A = 0.044715                 # the cubic coefficient of the tanh form
 
 # lowest degree first; see the module docstring for how they were fitted
 ERFCX_COEF = (0.17900115118370427, -0.32623356013171023, 0.24560380154858383,
@@ -47,25 +49,6 @@ ERFCX_COEF = (0.17900115118370427, -0.32623356013171023, 0.24560380154858383,
 EXP_COEF = (0.9999999999999594, 0.9999999999872896, 0.49999999934585465,
             0.16666665359890911, 0.0416665350201345, 0.008332583506705852,
             0.0013863608991549006, 0.00019338746292756436, 1.928091505992877e-05)
-
-
-# ---- reference twins ----------------------------------------------------------
-def gelu_reference(x, approximate):
-    from scipy.special import erfc, expit   # only the tests use the twins
-    if approximate:
-        return x * expit(2 * SQRT_2_OVER_PI * (x + A * x ** 3))
-    return 0.5 * x * erfc(-x * INV_SQRT_2)
-
-
-def gelu_grad_reference(x, dy, approximate):
-    from scipy.special import erfc, expit
-    if approximate:
-        u = SQRT_2_OVER_PI * (x + A * x ** 3)
-        s, s1 = expit(2 * u), expit(-2 * u)
-        return dy * (s + 2 * x * s * s1 * SQRT_2_OVER_PI * (1 + 3 * A * x ** 2))
-    cdf = 0.5 * erfc(-x * INV_SQRT_2)
-    pdf = np.exp(-0.5 * x * x) * INV_SQRT_2PI
-    return dy * (cdf + x * pdf)
 
 
 # ---- float32 building blocks: polynomials only, float64 arithmetic -------------

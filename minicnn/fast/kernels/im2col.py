@@ -20,7 +20,7 @@ gradient (col2im).
 The fast kernels work on a block of ROWS [r0, r0 + R) of the full matrix, so
 that a caller never needs the whole N*OH*OW*KH*KW*C buffer: it fills a block
 small enough to stay in the L2 cache and hands it straight to the matrix
-product (see layers/conv.py). They are serial and release the GIL
+product (see fast/conv.py). They are serial and release the GIL
 (``nogil``), so two Python threads can each run one block at a time. Rows are
 walked as (n, oh, ow) with plain counters; the inner copy is a contiguous run
 of C values (or KW*C values, when the stride is 1 and the window lies inside
@@ -42,12 +42,12 @@ def im2col_reference(x, KH, KW, stride, pad_top, pad_left, OH, OW):
     N, H, W, C = x.shape
     bottom = max((OH - 1) * stride + KH - H - pad_top, 0)
     right = max((OW - 1) * stride + KW - W - pad_left, 0)
-    xp = pad_nhwc(x, pad_top, bottom, pad_left, right)
+    x_pad = pad_nhwc(x, pad_top, bottom, pad_left, right)
     cols = np.empty((N, OH, OW, KH, KW, C), dtype=x.dtype)
     for kh in range(KH):
         for kw in range(KW):
-            cols[:, :, :, kh, kw, :] = xp[:, kh:kh + stride * OH:stride,
-                                          kw:kw + stride * OW:stride, :]
+            cols[:, :, :, kh, kw, :] = x_pad[:, kh:kh + stride * OH:stride,
+                                             kw:kw + stride * OW:stride, :]
     return cols.reshape(N * OH * OW, KH * KW * C)
 
 
@@ -56,31 +56,34 @@ def col2im_reference(dcols, x_shape, KH, KW, stride, pad_top, pad_left, OH, OW):
     N, H, W, C = x_shape
     bottom = max((OH - 1) * stride + KH - H - pad_top, 0)
     right = max((OW - 1) * stride + KW - W - pad_left, 0)
-    dxp = np.zeros((N, H + pad_top + bottom, W + pad_left + right, C), dtype=dcols.dtype)
-    d = dcols.reshape(N, OH, OW, KH, KW, C)
+    dx_pad = np.zeros((N, H + pad_top + bottom, W + pad_left + right, C), dtype=dcols.dtype)
+    dcols_taps = dcols.reshape(N, OH, OW, KH, KW, C)
     for kh in range(KH):
         for kw in range(KW):
-            dxp[:, kh:kh + stride * OH:stride, kw:kw + stride * OW:stride, :] += d[:, :, :, kh, kw, :]
-    return dxp[:, pad_top:pad_top + H, pad_left:pad_left + W, :]
+            dx_pad[:, kh:kh + stride * OH:stride, kw:kw + stride * OW:stride, :] += \
+                dcols_taps[:, :, :, kh, kw, :]
+    return dx_pad[:, pad_top:pad_top + H, pad_left:pad_left + W, :]
 
 
 # ----------------------------------------------------------------------------
 # Fast kernels: numba, serial, GIL released; one block of rows per call.
 # ----------------------------------------------------------------------------
 @njit(nogil=True, cache=True, boundscheck=False, inline="always")
-def copy(src, s, dst, d, L):
-    """dst[d:d+L] = src[s:s+L] (flat arrays; unsigned indices, so no wraparound checks)."""
-    s, d = uint64(s), uint64(d)
-    for i in range(uint64(L)):
-        dst[d + i] = src[s + i]
+def copy(src, src_start, dst, dst_start, n):
+    """dst[dst_start : dst_start+n] = src[src_start : src_start+n] (flat arrays; unsigned
+    indices, so no wraparound checks)."""
+    src_start, dst_start = uint64(src_start), uint64(dst_start)
+    for i in range(uint64(n)):
+        dst[dst_start + i] = src[src_start + i]
 
 
 @njit(nogil=True, cache=True, boundscheck=False, inline="always")
-def add_to(src, s, dst, d, L):
-    """dst[d:d+L] += src[s:s+L] (flat arrays, unsigned indices)."""
-    s, d = uint64(s), uint64(d)
-    for i in range(uint64(L)):
-        dst[d + i] += src[s + i]
+def add_to(src, src_start, dst, dst_start, n):
+    """dst[dst_start : dst_start+n] += src[src_start : src_start+n] (flat arrays, unsigned
+    indices)."""
+    src_start, dst_start = uint64(src_start), uint64(dst_start)
+    for i in range(uint64(n)):
+        dst[dst_start + i] += src[src_start + i]
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
@@ -92,30 +95,30 @@ def im2col_rows(x, KH, KW, stride, pad_top, pad_left, OH, OW, r0, cols):
     """
     N, H, W, C = x.shape
     R = cols.shape[0]
-    KWC = KW * C
-    xf = x.reshape(N * H * W * C)
+    KWC = KW * C                                       # the entries of one kernel row
+    x_flat = x.reshape(N * H * W * C)
     n, oh, ow = r0 // (OH * OW), (r0 // OW) % OH, r0 % OW
     for row in range(R):
-        out = cols[row]
-        iw0 = ow * stride - pad_left
+        cols_row = cols[row]
+        iw0 = ow * stride - pad_left                   # input column of the window's first tap
         inside_w = iw0 >= 0 and iw0 + KW <= W
         for kh in range(KH):
-            ih = oh * stride - pad_top + kh
+            ih = oh * stride - pad_top + kh            # input row of kernel row kh
             dst = kh * KWC
             if ih < 0 or ih >= H:                      # whole kernel row in the padding
-                out[dst:dst + KWC] = 0.0
+                cols_row[dst:dst + KWC] = 0.0
             elif stride == 1 and inside_w:             # KW*C contiguous input values
                 src = ((n * H + ih) * W + iw0) * C
-                copy(xf, src, out, dst, KWC)
+                copy(x_flat, src, cols_row, dst, KWC)
             else:                                      # tap by tap, zeros outside
                 for kw in range(KW):
                     iw = iw0 + kw
-                    d = dst + kw * C
+                    dst_tap = dst + kw * C
                     if 0 <= iw < W:
                         src = ((n * H + ih) * W + iw) * C
-                        copy(xf, src, out, d, C)
+                        copy(x_flat, src, cols_row, dst_tap, C)
                     else:
-                        out[d:d + C] = 0.0
+                        cols_row[dst_tap:dst_tap + C] = 0.0
         ow += 1
         if ow == OW:
             ow = 0
@@ -135,28 +138,28 @@ def col2im_rows(dcols, KH, KW, stride, pad_top, pad_left, OH, OW, r0, dx):
     """
     N, H, W, C = dx.shape
     R = dcols.shape[0]
-    KWC = KW * C
-    df = dx.reshape(N * H * W * C)
+    KWC = KW * C                                       # the entries of one kernel row
+    dx_flat = dx.reshape(N * H * W * C)
     n, oh, ow = r0 // (OH * OW), (r0 // OW) % OH, r0 % OW
     for row in range(R):
-        g = dcols[row]
-        iw0 = ow * stride - pad_left
+        dcols_row = dcols[row]
+        iw0 = ow * stride - pad_left                   # input column of the window's first tap
         inside_w = iw0 >= 0 and iw0 + KW <= W
         for kh in range(KH):
-            ih = oh * stride - pad_top + kh
+            ih = oh * stride - pad_top + kh            # input row of kernel row kh
             src = kh * KWC
             if ih < 0 or ih >= H:
                 continue
             if stride == 1 and inside_w:
                 dst = ((n * H + ih) * W + iw0) * C
-                add_to(g, src, df, dst, KWC)
+                add_to(dcols_row, src, dx_flat, dst, KWC)
             else:
                 for kw in range(KW):
                     iw = iw0 + kw
                     if 0 <= iw < W:
                         dst = ((n * H + ih) * W + iw) * C
-                        s = src + kw * C
-                        add_to(g, s, df, dst, C)
+                        src_tap = src + kw * C
+                        add_to(dcols_row, src_tap, dx_flat, dst, C)
         ow += 1
         if ow == OW:
             ow = 0

@@ -1,4 +1,4 @@
-"""Max-pooling kernels for NHWC images (numba) and their NumPy twins.
+"""Max-pooling kernels for NHWC images (numba); the reference code is in minicnn/nn/pooling.py.
 
 Forward:  y[n, i, j, c] = max_{kh, kw} x[n, i*S + kh, j*S + kw, c]
           arg[n, i, j, c] = kh*K + kw of the FIRST maximum (so a tie sends the
@@ -13,28 +13,6 @@ import numpy as np
 from numba import njit, prange
 
 
-def maxpool_reference(x, K, S):
-    N, H, W, C = x.shape
-    OH, OW = (H - K) // S + 1, (W - K) // S + 1
-    windows = np.empty((N, OH, OW, K * K, C), dtype=x.dtype)
-    for kh in range(K):
-        for kw in range(K):
-            windows[:, :, :, kh * K + kw, :] = x[:, kh:kh + S * OH:S, kw:kw + S * OW:S, :]
-    arg = windows.argmax(axis=3)            # first maximum on ties
-    return windows.max(axis=3), arg.astype(np.int8)
-
-
-def maxpool_backward_reference(dy, arg, x_shape, K, S):
-    N, H, W, C = x_shape
-    _, OH, OW, _ = dy.shape
-    dx = np.zeros(x_shape, dtype=dy.dtype)
-    for kh in range(K):
-        for kw in range(K):
-            hit = arg == kh * K + kw
-            dx[:, kh:kh + S * OH:S, kw:kw + S * OW:S, :] += np.where(hit, dy, 0)
-    return dx
-
-
 @njit(parallel=True, cache=True)
 def maxpool_forward(x, K, S, y, arg):
     """Fill y (N, OH, OW, C) and arg (same shape, int8). Parallel over output rows.
@@ -43,35 +21,35 @@ def maxpool_forward(x, K, S, y, arg):
     in order; a channel's running max and argmax change only where a tap is
     strictly greater (so ties keep the first maximum), written as selects. The
     argmax is kept in a float scratch row of x's dtype while the taps are
-    scanned (a float select vectorizes, an int8 one does not: ~4x) and
-    converted to int8 once per pixel.
+    scanned (a float select vectorizes, an int8 one does not: docs/performance.md)
+    and converted to int8 once per pixel.
     """
     N, H, W, C = x.shape
     _, OH, OW, _ = y.shape
     taps = np.arange(K * K).astype(x.dtype)               # tap index as a float of x's dtype
-    for ni in prange(N * OH):
+    for ni in prange(N * OH):                             # ni = (image n, output row i)
         n, i = ni // OH, ni % OH
         best = np.empty(C, dtype=x.dtype)                 # argmax so far, as a float
         for j in range(OW):
-            ym = y[n, i, j]
-            x0 = x[n, i * S, j * S]
+            y_pix = y[n, i, j]                            # running max of output pixel (i, j)
+            x_first = x[n, i * S, j * S]                  # tap (0, 0) of its window
             for c in range(C):
-                ym[c] = x0[c]
+                y_pix[c] = x_first[c]
                 best[c] = 0.0
             for kh in range(K):
                 for kw in range(K):
                     if kh == 0 and kw == 0:
                         continue
-                    xt = x[n, i * S + kh, j * S + kw]
-                    t = taps[kh * K + kw]
+                    x_tap = x[n, i * S + kh, j * S + kw]
+                    tap = taps[kh * K + kw]
                     for c in range(C):
-                        v = xt[c]
-                        better = v > ym[c]
-                        best[c] = t if better else best[c]
-                        ym[c] = v if better else ym[c]
-            am = arg[n, i, j]
+                        v = x_tap[c]
+                        better = v > y_pix[c]
+                        best[c] = tap if better else best[c]
+                        y_pix[c] = v if better else y_pix[c]
+            arg_pix = arg[n, i, j]
             for c in range(C):
-                am[c] = np.int8(best[c])
+                arg_pix[c] = np.int8(best[c])
     return y, arg
 
 
@@ -88,21 +66,21 @@ def maxpool_backward(dy, arg, K, S, dx):
     N, OH, OW, C = dy.shape
     _, H, W, _ = dx.shape
     if S >= K:
-        for ni in prange(N * OH):
+        for ni in prange(N * OH):                         # ni = (image n, output row i)
             n, i = ni // OH, ni % OH
             for h in range(i * S, min(i * S + S, H)):     # the rows this window row owns
                 kh = h - i * S
                 for j in range(OW):
-                    g, a = dy[n, i, j], arg[n, i, j]
+                    dy_pix, arg_pix = dy[n, i, j], arg[n, i, j]
                     for w in range(j * S, min(j * S + S, W)):
                         kw = w - j * S
-                        out = dx[n, h, w]
+                        dx_pix = dx[n, h, w]
                         if kh < K and kw < K:
-                            t = np.int8(kh * K + kw)
+                            tap = np.int8(kh * K + kw)
                             for c in range(C):
-                                out[c] = g[c] if a[c] == t else 0.0
+                                dx_pix[c] = dy_pix[c] if arg_pix[c] == tap else 0.0
                         else:
-                            out[:] = 0.0
+                            dx_pix[:] = 0.0
                 for w in range(OW * S, W):                # columns right of the last window
                     dx[n, h, w, :] = 0.0
         for n in prange(N):                               # rows below the last window
@@ -113,8 +91,8 @@ def maxpool_backward(dy, arg, K, S, dx):
             dx[n] = 0.0
             for i in range(OH):
                 for j in range(OW):
-                    g, a = dy[n, i, j], arg[n, i, j]
+                    dy_pix, arg_pix = dy[n, i, j], arg[n, i, j]
                     for c in range(C):
-                        t = a[c]
-                        dx[n, i * S + t // K, j * S + t % K, c] += g[c]
+                        tap = arg_pix[c]
+                        dx[n, i * S + tap // K, j * S + tap % K, c] += dy_pix[c]
     return dx

@@ -42,20 +42,20 @@ def tap_classes(H, W, KH, KW, stride, pad_top, pad_left, OH, OW):
     def valid(o, K, size, pad):                     # taps k with 0 <= o*stride - pad + k < size
         start = o * stride - pad
         return max(0, -start), min(K, size - start)
-    rows = [valid(o, KH, H, pad_top) for o in range(OH)]
-    cols = [valid(o, KW, W, pad_left) for o in range(OW)]
-    groups = {}
-    for oh, (h0, h1) in enumerate(rows):
-        for ow, (w0, w1) in enumerate(cols):
-            if h1 > h0 and w1 > w0:
-                groups.setdefault((h0, h1, w0, w1), []).append(oh * OW + ow)
-    return tuple((*key, np.array(pos, dtype=np.int64)) for key, pos in sorted(groups.items()))
+    kh_ranges = [valid(o, KH, H, pad_top) for o in range(OH)]       # [kh0, kh1) per output row
+    kw_ranges = [valid(o, KW, W, pad_left) for o in range(OW)]      # [kw0, kw1) per output column
+    classes = {}
+    for oh, (kh0, kh1) in enumerate(kh_ranges):
+        for ow, (kw0, kw1) in enumerate(kw_ranges):
+            if kh1 > kh0 and kw1 > kw0:
+                classes.setdefault((kh0, kh1, kw0, kw1), []).append(oh * OW + ow)
+    return tuple((*key, np.array(pos, dtype=np.int64)) for key, pos in sorted(classes.items()))
 
 
 def padding_share(H, W, KH, KW, stride, pad_top, pad_left, OH, OW):
     """Fraction of the im2col entries that are padding (what this path skips)."""
-    used = sum(len(pos) * (h1 - h0) * (w1 - w0)
-               for h0, h1, w0, w1, pos in tap_classes(H, W, KH, KW, stride, pad_top, pad_left, OH, OW))
+    classes = tap_classes(H, W, KH, KW, stride, pad_top, pad_left, OH, OW)
+    used = sum(len(pos) * (kh1 - kh0) * (kw1 - kw0) for kh0, kh1, kw0, kw1, pos in classes)
     return 1.0 - used / (OH * OW * KH * KW)
 
 
@@ -64,10 +64,10 @@ def padding_share(H, W, KH, KW, stride, pad_top, pad_left, OH, OW):
 # ----------------------------------------------------------------------------
 def im2col_class_reference(x, KH, KW, stride, pad_top, pad_left, OH, OW, cls):
     """All N*P rows of one class, (N*P, K'), from the plain NumPy im2col."""
-    h0, h1, w0, w1, pos = cls
+    kh0, kh1, kw0, kw1, pos = cls
     N, C = x.shape[0], x.shape[3]
     full = im2col_reference(x, KH, KW, stride, pad_top, pad_left, OH, OW)
-    full = full.reshape(N, OH * OW, KH, KW, C)[:, pos, h0:h1, w0:w1, :]
+    full = full.reshape(N, OH * OW, KH, KW, C)[:, pos, kh0:kh1, kw0:kw1, :]
     return full.reshape(N * len(pos), -1)
 
 
@@ -75,24 +75,24 @@ def im2col_class_reference(x, KH, KW, stride, pad_top, pad_left, OH, OW, cls):
 # Fast kernels: numba, serial, GIL released; one block of a class's rows.
 # ----------------------------------------------------------------------------
 @njit(nogil=True, cache=True, boundscheck=False)
-def im2col_class_rows(x, h0, h1, w0, w1, stride, pad_top, pad_left, OW, pos, r0, cols):
-    """Fill cols (R, (h1-h0)*(w1-w0)*C) with rows r0 .. r0+R-1 of the class.
+def im2col_class_rows(x, kh0, kh1, kw0, kw1, stride, pad_top, pad_left, OW, pos, r0, cols):
+    """Fill cols (R, (kh1-kh0)*(kw1-kw0)*C) with rows r0 .. r0+R-1 of the class.
     Every tap in the window is inside the image (no zeros to write), and a
-    window row is (w1-w0)*C contiguous input values whatever the stride."""
+    window row is (kw1-kw0)*C contiguous input values whatever the stride."""
     N, H, W, C = x.shape
     R = cols.shape[0]
     P = pos.shape[0]
-    run = (w1 - w0) * C
-    xf = x.reshape(N * H * W * C)
-    n, p = r0 // P, r0 % P
+    run_len = (kw1 - kw0) * C                         # one kernel row's valid taps
+    x_flat = x.reshape(N * H * W * C)
+    n, p = r0 // P, r0 % P                            # image n, p-th pixel of the class
     for row in range(R):
-        out = cols[row]
+        cols_row = cols[row]
         oh, ow = pos[p] // OW, pos[p] % OW
-        iw0 = ow * stride - pad_left + w0
-        for kh in range(h0, h1):
+        iw0 = ow * stride - pad_left + kw0            # input column of the first valid tap
+        for kh in range(kh0, kh1):
             ih = oh * stride - pad_top + kh
-            dst = (kh - h0) * run
-            copy(xf, ((n * H + ih) * W + iw0) * C, out, dst, run)   # one contiguous run
+            dst = (kh - kh0) * run_len
+            copy(x_flat, ((n * H + ih) * W + iw0) * C, cols_row, dst, run_len)  # contiguous
         p += 1
         if p == P:
             p = 0
@@ -107,10 +107,10 @@ def scatter_rows(src, pos, r0, OHW, dst):
     P = pos.shape[0]
     n, p = r0 // P, r0 % P
     for row in range(R):
-        d = dst[n * OHW + pos[p]]
-        s = src[row]
+        dst_row = dst[n * OHW + pos[p]]
+        src_row = src[row]
         for f in range(F):
-            d[f] = s[f]
+            dst_row[f] = src_row[f]
         p += 1
         if p == P:
             p = 0
@@ -124,10 +124,10 @@ def gather_rows(src, pos, r0, OHW, dst):
     P = pos.shape[0]
     n, p = r0 // P, r0 % P
     for row in range(R):
-        s = src[n * OHW + pos[p]]
-        d = dst[row]
+        src_row = src[n * OHW + pos[p]]
+        dst_row = dst[row]
         for f in range(F):
-            d[f] = s[f]
+            dst_row[f] = src_row[f]
         p += 1
         if p == P:
             p = 0

@@ -9,215 +9,221 @@ from numba import njit, uint64
 def tile_3x32(a, abase, aoffs, a_ps, a_ks, b, bbase, boffs, b_ks, L, out, obase, o_ps, add):
     """out[obase + p*o_ps + f] (+)= sum_t sum_k a[abase + aoffs[t] + p*a_ps + k*a_ks] * b[bbase + boffs[t] + k*b_ks + f],  p < 3, f < 32."""
     zero = np.float32(0.0)
-    a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7 = zero, zero, zero, zero, zero, zero, zero, zero
-    a0_8, a0_9, a0_10, a0_11, a0_12, a0_13, a0_14, a0_15 = zero, zero, zero, zero, zero, zero, zero, zero
-    a0_16, a0_17, a0_18, a0_19, a0_20, a0_21, a0_22, a0_23 = zero, zero, zero, zero, zero, zero, zero, zero
-    a0_24, a0_25, a0_26, a0_27, a0_28, a0_29, a0_30, a0_31 = zero, zero, zero, zero, zero, zero, zero, zero
-    a1_0, a1_1, a1_2, a1_3, a1_4, a1_5, a1_6, a1_7 = zero, zero, zero, zero, zero, zero, zero, zero
-    a1_8, a1_9, a1_10, a1_11, a1_12, a1_13, a1_14, a1_15 = zero, zero, zero, zero, zero, zero, zero, zero
-    a1_16, a1_17, a1_18, a1_19, a1_20, a1_21, a1_22, a1_23 = zero, zero, zero, zero, zero, zero, zero, zero
-    a1_24, a1_25, a1_26, a1_27, a1_28, a1_29, a1_30, a1_31 = zero, zero, zero, zero, zero, zero, zero, zero
-    a2_0, a2_1, a2_2, a2_3, a2_4, a2_5, a2_6, a2_7 = zero, zero, zero, zero, zero, zero, zero, zero
-    a2_8, a2_9, a2_10, a2_11, a2_12, a2_13, a2_14, a2_15 = zero, zero, zero, zero, zero, zero, zero, zero
-    a2_16, a2_17, a2_18, a2_19, a2_20, a2_21, a2_22, a2_23 = zero, zero, zero, zero, zero, zero, zero, zero
-    a2_24, a2_25, a2_26, a2_27, a2_28, a2_29, a2_30, a2_31 = zero, zero, zero, zero, zero, zero, zero, zero
+    # acc{p}_{f} = acc[p, f]; each run of 8 becomes one vector register
+    acc0_0, acc0_1, acc0_2, acc0_3, acc0_4, acc0_5, acc0_6, acc0_7 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc0_8, acc0_9, acc0_10, acc0_11, acc0_12, acc0_13, acc0_14, acc0_15 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc0_16, acc0_17, acc0_18, acc0_19, acc0_20, acc0_21, acc0_22, acc0_23 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc0_24, acc0_25, acc0_26, acc0_27, acc0_28, acc0_29, acc0_30, acc0_31 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc1_0, acc1_1, acc1_2, acc1_3, acc1_4, acc1_5, acc1_6, acc1_7 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc1_8, acc1_9, acc1_10, acc1_11, acc1_12, acc1_13, acc1_14, acc1_15 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc1_16, acc1_17, acc1_18, acc1_19, acc1_20, acc1_21, acc1_22, acc1_23 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc1_24, acc1_25, acc1_26, acc1_27, acc1_28, acc1_29, acc1_30, acc1_31 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc2_0, acc2_1, acc2_2, acc2_3, acc2_4, acc2_5, acc2_6, acc2_7 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc2_8, acc2_9, acc2_10, acc2_11, acc2_12, acc2_13, acc2_14, acc2_15 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc2_16, acc2_17, acc2_18, acc2_19, acc2_20, acc2_21, acc2_22, acc2_23 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc2_24, acc2_25, acc2_26, acc2_27, acc2_28, acc2_29, acc2_30, acc2_31 = zero, zero, zero, zero, zero, zero, zero, zero
     a_ps, a_ks, b_ks = uint64(a_ps), uint64(a_ks), uint64(b_ks)
     for t in range(len(aoffs)):
-        ai = uint64(abase + aoffs[t])
-        bi = uint64(bbase + boffs[t])
+        ai = uint64(abase + aoffs[t])           # where step k of tap t starts in a
+        bi = uint64(bbase + boffs[t])           # ... and in b
         for k in range(L):
+            # b{f} = b[bi + f]: this step's FB values of b
             b0, b1, b2, b3, b4, b5, b6, b7 = b[bi + uint64(0)], b[bi + uint64(1)], b[bi + uint64(2)], b[bi + uint64(3)], b[bi + uint64(4)], b[bi + uint64(5)], b[bi + uint64(6)], b[bi + uint64(7)]
             b8, b9, b10, b11, b12, b13, b14, b15 = b[bi + uint64(8)], b[bi + uint64(9)], b[bi + uint64(10)], b[bi + uint64(11)], b[bi + uint64(12)], b[bi + uint64(13)], b[bi + uint64(14)], b[bi + uint64(15)]
             b16, b17, b18, b19, b20, b21, b22, b23 = b[bi + uint64(16)], b[bi + uint64(17)], b[bi + uint64(18)], b[bi + uint64(19)], b[bi + uint64(20)], b[bi + uint64(21)], b[bi + uint64(22)], b[bi + uint64(23)]
             b24, b25, b26, b27, b28, b29, b30, b31 = b[bi + uint64(24)], b[bi + uint64(25)], b[bi + uint64(26)], b[bi + uint64(27)], b[bi + uint64(28)], b[bi + uint64(29)], b[bi + uint64(30)], b[bi + uint64(31)]
-            x = a[ai + uint64(0) * a_ps]
-            a0_0 += x * b0; a0_1 += x * b1; a0_2 += x * b2; a0_3 += x * b3; a0_4 += x * b4; a0_5 += x * b5; a0_6 += x * b6; a0_7 += x * b7
-            a0_8 += x * b8; a0_9 += x * b9; a0_10 += x * b10; a0_11 += x * b11; a0_12 += x * b12; a0_13 += x * b13; a0_14 += x * b14; a0_15 += x * b15
-            a0_16 += x * b16; a0_17 += x * b17; a0_18 += x * b18; a0_19 += x * b19; a0_20 += x * b20; a0_21 += x * b21; a0_22 += x * b22; a0_23 += x * b23
-            a0_24 += x * b24; a0_25 += x * b25; a0_26 += x * b26; a0_27 += x * b27; a0_28 += x * b28; a0_29 += x * b29; a0_30 += x * b30; a0_31 += x * b31
-            x = a[ai + uint64(1) * a_ps]
-            a1_0 += x * b0; a1_1 += x * b1; a1_2 += x * b2; a1_3 += x * b3; a1_4 += x * b4; a1_5 += x * b5; a1_6 += x * b6; a1_7 += x * b7
-            a1_8 += x * b8; a1_9 += x * b9; a1_10 += x * b10; a1_11 += x * b11; a1_12 += x * b12; a1_13 += x * b13; a1_14 += x * b14; a1_15 += x * b15
-            a1_16 += x * b16; a1_17 += x * b17; a1_18 += x * b18; a1_19 += x * b19; a1_20 += x * b20; a1_21 += x * b21; a1_22 += x * b22; a1_23 += x * b23
-            a1_24 += x * b24; a1_25 += x * b25; a1_26 += x * b26; a1_27 += x * b27; a1_28 += x * b28; a1_29 += x * b29; a1_30 += x * b30; a1_31 += x * b31
-            x = a[ai + uint64(2) * a_ps]
-            a2_0 += x * b0; a2_1 += x * b1; a2_2 += x * b2; a2_3 += x * b3; a2_4 += x * b4; a2_5 += x * b5; a2_6 += x * b6; a2_7 += x * b7
-            a2_8 += x * b8; a2_9 += x * b9; a2_10 += x * b10; a2_11 += x * b11; a2_12 += x * b12; a2_13 += x * b13; a2_14 += x * b14; a2_15 += x * b15
-            a2_16 += x * b16; a2_17 += x * b17; a2_18 += x * b18; a2_19 += x * b19; a2_20 += x * b20; a2_21 += x * b21; a2_22 += x * b22; a2_23 += x * b23
-            a2_24 += x * b24; a2_25 += x * b25; a2_26 += x * b26; a2_27 += x * b27; a2_28 += x * b28; a2_29 += x * b29; a2_30 += x * b30; a2_31 += x * b31
+            a_p = a[ai + uint64(0) * a_ps]
+            acc0_0 += a_p * b0; acc0_1 += a_p * b1; acc0_2 += a_p * b2; acc0_3 += a_p * b3; acc0_4 += a_p * b4; acc0_5 += a_p * b5; acc0_6 += a_p * b6; acc0_7 += a_p * b7
+            acc0_8 += a_p * b8; acc0_9 += a_p * b9; acc0_10 += a_p * b10; acc0_11 += a_p * b11; acc0_12 += a_p * b12; acc0_13 += a_p * b13; acc0_14 += a_p * b14; acc0_15 += a_p * b15
+            acc0_16 += a_p * b16; acc0_17 += a_p * b17; acc0_18 += a_p * b18; acc0_19 += a_p * b19; acc0_20 += a_p * b20; acc0_21 += a_p * b21; acc0_22 += a_p * b22; acc0_23 += a_p * b23
+            acc0_24 += a_p * b24; acc0_25 += a_p * b25; acc0_26 += a_p * b26; acc0_27 += a_p * b27; acc0_28 += a_p * b28; acc0_29 += a_p * b29; acc0_30 += a_p * b30; acc0_31 += a_p * b31
+            a_p = a[ai + uint64(1) * a_ps]
+            acc1_0 += a_p * b0; acc1_1 += a_p * b1; acc1_2 += a_p * b2; acc1_3 += a_p * b3; acc1_4 += a_p * b4; acc1_5 += a_p * b5; acc1_6 += a_p * b6; acc1_7 += a_p * b7
+            acc1_8 += a_p * b8; acc1_9 += a_p * b9; acc1_10 += a_p * b10; acc1_11 += a_p * b11; acc1_12 += a_p * b12; acc1_13 += a_p * b13; acc1_14 += a_p * b14; acc1_15 += a_p * b15
+            acc1_16 += a_p * b16; acc1_17 += a_p * b17; acc1_18 += a_p * b18; acc1_19 += a_p * b19; acc1_20 += a_p * b20; acc1_21 += a_p * b21; acc1_22 += a_p * b22; acc1_23 += a_p * b23
+            acc1_24 += a_p * b24; acc1_25 += a_p * b25; acc1_26 += a_p * b26; acc1_27 += a_p * b27; acc1_28 += a_p * b28; acc1_29 += a_p * b29; acc1_30 += a_p * b30; acc1_31 += a_p * b31
+            a_p = a[ai + uint64(2) * a_ps]
+            acc2_0 += a_p * b0; acc2_1 += a_p * b1; acc2_2 += a_p * b2; acc2_3 += a_p * b3; acc2_4 += a_p * b4; acc2_5 += a_p * b5; acc2_6 += a_p * b6; acc2_7 += a_p * b7
+            acc2_8 += a_p * b8; acc2_9 += a_p * b9; acc2_10 += a_p * b10; acc2_11 += a_p * b11; acc2_12 += a_p * b12; acc2_13 += a_p * b13; acc2_14 += a_p * b14; acc2_15 += a_p * b15
+            acc2_16 += a_p * b16; acc2_17 += a_p * b17; acc2_18 += a_p * b18; acc2_19 += a_p * b19; acc2_20 += a_p * b20; acc2_21 += a_p * b21; acc2_22 += a_p * b22; acc2_23 += a_p * b23
+            acc2_24 += a_p * b24; acc2_25 += a_p * b25; acc2_26 += a_p * b26; acc2_27 += a_p * b27; acc2_28 += a_p * b28; acc2_29 += a_p * b29; acc2_30 += a_p * b30; acc2_31 += a_p * b31
             ai += a_ks
             bi += b_ks
     o_ps = uint64(o_ps)
     if not add:
-        o = uint64(obase) + uint64(0) * o_ps
-        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7
-        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = a0_8, a0_9, a0_10, a0_11, a0_12, a0_13, a0_14, a0_15
-        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = a0_16, a0_17, a0_18, a0_19, a0_20, a0_21, a0_22, a0_23
-        out[o + uint64(24)], out[o + uint64(25)], out[o + uint64(26)], out[o + uint64(27)], out[o + uint64(28)], out[o + uint64(29)], out[o + uint64(30)], out[o + uint64(31)] = a0_24, a0_25, a0_26, a0_27, a0_28, a0_29, a0_30, a0_31
-        o = uint64(obase) + uint64(1) * o_ps
-        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = a1_0, a1_1, a1_2, a1_3, a1_4, a1_5, a1_6, a1_7
-        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = a1_8, a1_9, a1_10, a1_11, a1_12, a1_13, a1_14, a1_15
-        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = a1_16, a1_17, a1_18, a1_19, a1_20, a1_21, a1_22, a1_23
-        out[o + uint64(24)], out[o + uint64(25)], out[o + uint64(26)], out[o + uint64(27)], out[o + uint64(28)], out[o + uint64(29)], out[o + uint64(30)], out[o + uint64(31)] = a1_24, a1_25, a1_26, a1_27, a1_28, a1_29, a1_30, a1_31
-        o = uint64(obase) + uint64(2) * o_ps
-        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = a2_0, a2_1, a2_2, a2_3, a2_4, a2_5, a2_6, a2_7
-        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = a2_8, a2_9, a2_10, a2_11, a2_12, a2_13, a2_14, a2_15
-        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = a2_16, a2_17, a2_18, a2_19, a2_20, a2_21, a2_22, a2_23
-        out[o + uint64(24)], out[o + uint64(25)], out[o + uint64(26)], out[o + uint64(27)], out[o + uint64(28)], out[o + uint64(29)], out[o + uint64(30)], out[o + uint64(31)] = a2_24, a2_25, a2_26, a2_27, a2_28, a2_29, a2_30, a2_31
+        o = uint64(obase) + uint64(0) * o_ps   # row p of the tile in out
+        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = acc0_0, acc0_1, acc0_2, acc0_3, acc0_4, acc0_5, acc0_6, acc0_7
+        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = acc0_8, acc0_9, acc0_10, acc0_11, acc0_12, acc0_13, acc0_14, acc0_15
+        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = acc0_16, acc0_17, acc0_18, acc0_19, acc0_20, acc0_21, acc0_22, acc0_23
+        out[o + uint64(24)], out[o + uint64(25)], out[o + uint64(26)], out[o + uint64(27)], out[o + uint64(28)], out[o + uint64(29)], out[o + uint64(30)], out[o + uint64(31)] = acc0_24, acc0_25, acc0_26, acc0_27, acc0_28, acc0_29, acc0_30, acc0_31
+        o = uint64(obase) + uint64(1) * o_ps   # row p of the tile in out
+        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = acc1_0, acc1_1, acc1_2, acc1_3, acc1_4, acc1_5, acc1_6, acc1_7
+        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = acc1_8, acc1_9, acc1_10, acc1_11, acc1_12, acc1_13, acc1_14, acc1_15
+        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = acc1_16, acc1_17, acc1_18, acc1_19, acc1_20, acc1_21, acc1_22, acc1_23
+        out[o + uint64(24)], out[o + uint64(25)], out[o + uint64(26)], out[o + uint64(27)], out[o + uint64(28)], out[o + uint64(29)], out[o + uint64(30)], out[o + uint64(31)] = acc1_24, acc1_25, acc1_26, acc1_27, acc1_28, acc1_29, acc1_30, acc1_31
+        o = uint64(obase) + uint64(2) * o_ps   # row p of the tile in out
+        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = acc2_0, acc2_1, acc2_2, acc2_3, acc2_4, acc2_5, acc2_6, acc2_7
+        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = acc2_8, acc2_9, acc2_10, acc2_11, acc2_12, acc2_13, acc2_14, acc2_15
+        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = acc2_16, acc2_17, acc2_18, acc2_19, acc2_20, acc2_21, acc2_22, acc2_23
+        out[o + uint64(24)], out[o + uint64(25)], out[o + uint64(26)], out[o + uint64(27)], out[o + uint64(28)], out[o + uint64(29)], out[o + uint64(30)], out[o + uint64(31)] = acc2_24, acc2_25, acc2_26, acc2_27, acc2_28, acc2_29, acc2_30, acc2_31
     else:
         o = uint64(obase) + uint64(0) * o_ps
-        out[o + uint64(0)] += a0_0; out[o + uint64(1)] += a0_1; out[o + uint64(2)] += a0_2; out[o + uint64(3)] += a0_3; out[o + uint64(4)] += a0_4; out[o + uint64(5)] += a0_5; out[o + uint64(6)] += a0_6; out[o + uint64(7)] += a0_7
-        out[o + uint64(8)] += a0_8; out[o + uint64(9)] += a0_9; out[o + uint64(10)] += a0_10; out[o + uint64(11)] += a0_11; out[o + uint64(12)] += a0_12; out[o + uint64(13)] += a0_13; out[o + uint64(14)] += a0_14; out[o + uint64(15)] += a0_15
-        out[o + uint64(16)] += a0_16; out[o + uint64(17)] += a0_17; out[o + uint64(18)] += a0_18; out[o + uint64(19)] += a0_19; out[o + uint64(20)] += a0_20; out[o + uint64(21)] += a0_21; out[o + uint64(22)] += a0_22; out[o + uint64(23)] += a0_23
-        out[o + uint64(24)] += a0_24; out[o + uint64(25)] += a0_25; out[o + uint64(26)] += a0_26; out[o + uint64(27)] += a0_27; out[o + uint64(28)] += a0_28; out[o + uint64(29)] += a0_29; out[o + uint64(30)] += a0_30; out[o + uint64(31)] += a0_31
+        out[o + uint64(0)] += acc0_0; out[o + uint64(1)] += acc0_1; out[o + uint64(2)] += acc0_2; out[o + uint64(3)] += acc0_3; out[o + uint64(4)] += acc0_4; out[o + uint64(5)] += acc0_5; out[o + uint64(6)] += acc0_6; out[o + uint64(7)] += acc0_7
+        out[o + uint64(8)] += acc0_8; out[o + uint64(9)] += acc0_9; out[o + uint64(10)] += acc0_10; out[o + uint64(11)] += acc0_11; out[o + uint64(12)] += acc0_12; out[o + uint64(13)] += acc0_13; out[o + uint64(14)] += acc0_14; out[o + uint64(15)] += acc0_15
+        out[o + uint64(16)] += acc0_16; out[o + uint64(17)] += acc0_17; out[o + uint64(18)] += acc0_18; out[o + uint64(19)] += acc0_19; out[o + uint64(20)] += acc0_20; out[o + uint64(21)] += acc0_21; out[o + uint64(22)] += acc0_22; out[o + uint64(23)] += acc0_23
+        out[o + uint64(24)] += acc0_24; out[o + uint64(25)] += acc0_25; out[o + uint64(26)] += acc0_26; out[o + uint64(27)] += acc0_27; out[o + uint64(28)] += acc0_28; out[o + uint64(29)] += acc0_29; out[o + uint64(30)] += acc0_30; out[o + uint64(31)] += acc0_31
         o = uint64(obase) + uint64(1) * o_ps
-        out[o + uint64(0)] += a1_0; out[o + uint64(1)] += a1_1; out[o + uint64(2)] += a1_2; out[o + uint64(3)] += a1_3; out[o + uint64(4)] += a1_4; out[o + uint64(5)] += a1_5; out[o + uint64(6)] += a1_6; out[o + uint64(7)] += a1_7
-        out[o + uint64(8)] += a1_8; out[o + uint64(9)] += a1_9; out[o + uint64(10)] += a1_10; out[o + uint64(11)] += a1_11; out[o + uint64(12)] += a1_12; out[o + uint64(13)] += a1_13; out[o + uint64(14)] += a1_14; out[o + uint64(15)] += a1_15
-        out[o + uint64(16)] += a1_16; out[o + uint64(17)] += a1_17; out[o + uint64(18)] += a1_18; out[o + uint64(19)] += a1_19; out[o + uint64(20)] += a1_20; out[o + uint64(21)] += a1_21; out[o + uint64(22)] += a1_22; out[o + uint64(23)] += a1_23
-        out[o + uint64(24)] += a1_24; out[o + uint64(25)] += a1_25; out[o + uint64(26)] += a1_26; out[o + uint64(27)] += a1_27; out[o + uint64(28)] += a1_28; out[o + uint64(29)] += a1_29; out[o + uint64(30)] += a1_30; out[o + uint64(31)] += a1_31
+        out[o + uint64(0)] += acc1_0; out[o + uint64(1)] += acc1_1; out[o + uint64(2)] += acc1_2; out[o + uint64(3)] += acc1_3; out[o + uint64(4)] += acc1_4; out[o + uint64(5)] += acc1_5; out[o + uint64(6)] += acc1_6; out[o + uint64(7)] += acc1_7
+        out[o + uint64(8)] += acc1_8; out[o + uint64(9)] += acc1_9; out[o + uint64(10)] += acc1_10; out[o + uint64(11)] += acc1_11; out[o + uint64(12)] += acc1_12; out[o + uint64(13)] += acc1_13; out[o + uint64(14)] += acc1_14; out[o + uint64(15)] += acc1_15
+        out[o + uint64(16)] += acc1_16; out[o + uint64(17)] += acc1_17; out[o + uint64(18)] += acc1_18; out[o + uint64(19)] += acc1_19; out[o + uint64(20)] += acc1_20; out[o + uint64(21)] += acc1_21; out[o + uint64(22)] += acc1_22; out[o + uint64(23)] += acc1_23
+        out[o + uint64(24)] += acc1_24; out[o + uint64(25)] += acc1_25; out[o + uint64(26)] += acc1_26; out[o + uint64(27)] += acc1_27; out[o + uint64(28)] += acc1_28; out[o + uint64(29)] += acc1_29; out[o + uint64(30)] += acc1_30; out[o + uint64(31)] += acc1_31
         o = uint64(obase) + uint64(2) * o_ps
-        out[o + uint64(0)] += a2_0; out[o + uint64(1)] += a2_1; out[o + uint64(2)] += a2_2; out[o + uint64(3)] += a2_3; out[o + uint64(4)] += a2_4; out[o + uint64(5)] += a2_5; out[o + uint64(6)] += a2_6; out[o + uint64(7)] += a2_7
-        out[o + uint64(8)] += a2_8; out[o + uint64(9)] += a2_9; out[o + uint64(10)] += a2_10; out[o + uint64(11)] += a2_11; out[o + uint64(12)] += a2_12; out[o + uint64(13)] += a2_13; out[o + uint64(14)] += a2_14; out[o + uint64(15)] += a2_15
-        out[o + uint64(16)] += a2_16; out[o + uint64(17)] += a2_17; out[o + uint64(18)] += a2_18; out[o + uint64(19)] += a2_19; out[o + uint64(20)] += a2_20; out[o + uint64(21)] += a2_21; out[o + uint64(22)] += a2_22; out[o + uint64(23)] += a2_23
-        out[o + uint64(24)] += a2_24; out[o + uint64(25)] += a2_25; out[o + uint64(26)] += a2_26; out[o + uint64(27)] += a2_27; out[o + uint64(28)] += a2_28; out[o + uint64(29)] += a2_29; out[o + uint64(30)] += a2_30; out[o + uint64(31)] += a2_31
+        out[o + uint64(0)] += acc2_0; out[o + uint64(1)] += acc2_1; out[o + uint64(2)] += acc2_2; out[o + uint64(3)] += acc2_3; out[o + uint64(4)] += acc2_4; out[o + uint64(5)] += acc2_5; out[o + uint64(6)] += acc2_6; out[o + uint64(7)] += acc2_7
+        out[o + uint64(8)] += acc2_8; out[o + uint64(9)] += acc2_9; out[o + uint64(10)] += acc2_10; out[o + uint64(11)] += acc2_11; out[o + uint64(12)] += acc2_12; out[o + uint64(13)] += acc2_13; out[o + uint64(14)] += acc2_14; out[o + uint64(15)] += acc2_15
+        out[o + uint64(16)] += acc2_16; out[o + uint64(17)] += acc2_17; out[o + uint64(18)] += acc2_18; out[o + uint64(19)] += acc2_19; out[o + uint64(20)] += acc2_20; out[o + uint64(21)] += acc2_21; out[o + uint64(22)] += acc2_22; out[o + uint64(23)] += acc2_23
+        out[o + uint64(24)] += acc2_24; out[o + uint64(25)] += acc2_25; out[o + uint64(26)] += acc2_26; out[o + uint64(27)] += acc2_27; out[o + uint64(28)] += acc2_28; out[o + uint64(29)] += acc2_29; out[o + uint64(30)] += acc2_30; out[o + uint64(31)] += acc2_31
 
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={'contract'})
 def tile_4x24(a, abase, aoffs, a_ps, a_ks, b, bbase, boffs, b_ks, L, out, obase, o_ps, add):
     """out[obase + p*o_ps + f] (+)= sum_t sum_k a[abase + aoffs[t] + p*a_ps + k*a_ks] * b[bbase + boffs[t] + k*b_ks + f],  p < 4, f < 24."""
     zero = np.float32(0.0)
-    a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7 = zero, zero, zero, zero, zero, zero, zero, zero
-    a0_8, a0_9, a0_10, a0_11, a0_12, a0_13, a0_14, a0_15 = zero, zero, zero, zero, zero, zero, zero, zero
-    a0_16, a0_17, a0_18, a0_19, a0_20, a0_21, a0_22, a0_23 = zero, zero, zero, zero, zero, zero, zero, zero
-    a1_0, a1_1, a1_2, a1_3, a1_4, a1_5, a1_6, a1_7 = zero, zero, zero, zero, zero, zero, zero, zero
-    a1_8, a1_9, a1_10, a1_11, a1_12, a1_13, a1_14, a1_15 = zero, zero, zero, zero, zero, zero, zero, zero
-    a1_16, a1_17, a1_18, a1_19, a1_20, a1_21, a1_22, a1_23 = zero, zero, zero, zero, zero, zero, zero, zero
-    a2_0, a2_1, a2_2, a2_3, a2_4, a2_5, a2_6, a2_7 = zero, zero, zero, zero, zero, zero, zero, zero
-    a2_8, a2_9, a2_10, a2_11, a2_12, a2_13, a2_14, a2_15 = zero, zero, zero, zero, zero, zero, zero, zero
-    a2_16, a2_17, a2_18, a2_19, a2_20, a2_21, a2_22, a2_23 = zero, zero, zero, zero, zero, zero, zero, zero
-    a3_0, a3_1, a3_2, a3_3, a3_4, a3_5, a3_6, a3_7 = zero, zero, zero, zero, zero, zero, zero, zero
-    a3_8, a3_9, a3_10, a3_11, a3_12, a3_13, a3_14, a3_15 = zero, zero, zero, zero, zero, zero, zero, zero
-    a3_16, a3_17, a3_18, a3_19, a3_20, a3_21, a3_22, a3_23 = zero, zero, zero, zero, zero, zero, zero, zero
+    # acc{p}_{f} = acc[p, f]; each run of 8 becomes one vector register
+    acc0_0, acc0_1, acc0_2, acc0_3, acc0_4, acc0_5, acc0_6, acc0_7 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc0_8, acc0_9, acc0_10, acc0_11, acc0_12, acc0_13, acc0_14, acc0_15 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc0_16, acc0_17, acc0_18, acc0_19, acc0_20, acc0_21, acc0_22, acc0_23 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc1_0, acc1_1, acc1_2, acc1_3, acc1_4, acc1_5, acc1_6, acc1_7 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc1_8, acc1_9, acc1_10, acc1_11, acc1_12, acc1_13, acc1_14, acc1_15 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc1_16, acc1_17, acc1_18, acc1_19, acc1_20, acc1_21, acc1_22, acc1_23 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc2_0, acc2_1, acc2_2, acc2_3, acc2_4, acc2_5, acc2_6, acc2_7 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc2_8, acc2_9, acc2_10, acc2_11, acc2_12, acc2_13, acc2_14, acc2_15 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc2_16, acc2_17, acc2_18, acc2_19, acc2_20, acc2_21, acc2_22, acc2_23 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc3_0, acc3_1, acc3_2, acc3_3, acc3_4, acc3_5, acc3_6, acc3_7 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc3_8, acc3_9, acc3_10, acc3_11, acc3_12, acc3_13, acc3_14, acc3_15 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc3_16, acc3_17, acc3_18, acc3_19, acc3_20, acc3_21, acc3_22, acc3_23 = zero, zero, zero, zero, zero, zero, zero, zero
     a_ps, a_ks, b_ks = uint64(a_ps), uint64(a_ks), uint64(b_ks)
     for t in range(len(aoffs)):
-        ai = uint64(abase + aoffs[t])
-        bi = uint64(bbase + boffs[t])
+        ai = uint64(abase + aoffs[t])           # where step k of tap t starts in a
+        bi = uint64(bbase + boffs[t])           # ... and in b
         for k in range(L):
+            # b{f} = b[bi + f]: this step's FB values of b
             b0, b1, b2, b3, b4, b5, b6, b7 = b[bi + uint64(0)], b[bi + uint64(1)], b[bi + uint64(2)], b[bi + uint64(3)], b[bi + uint64(4)], b[bi + uint64(5)], b[bi + uint64(6)], b[bi + uint64(7)]
             b8, b9, b10, b11, b12, b13, b14, b15 = b[bi + uint64(8)], b[bi + uint64(9)], b[bi + uint64(10)], b[bi + uint64(11)], b[bi + uint64(12)], b[bi + uint64(13)], b[bi + uint64(14)], b[bi + uint64(15)]
             b16, b17, b18, b19, b20, b21, b22, b23 = b[bi + uint64(16)], b[bi + uint64(17)], b[bi + uint64(18)], b[bi + uint64(19)], b[bi + uint64(20)], b[bi + uint64(21)], b[bi + uint64(22)], b[bi + uint64(23)]
-            x = a[ai + uint64(0) * a_ps]
-            a0_0 += x * b0; a0_1 += x * b1; a0_2 += x * b2; a0_3 += x * b3; a0_4 += x * b4; a0_5 += x * b5; a0_6 += x * b6; a0_7 += x * b7
-            a0_8 += x * b8; a0_9 += x * b9; a0_10 += x * b10; a0_11 += x * b11; a0_12 += x * b12; a0_13 += x * b13; a0_14 += x * b14; a0_15 += x * b15
-            a0_16 += x * b16; a0_17 += x * b17; a0_18 += x * b18; a0_19 += x * b19; a0_20 += x * b20; a0_21 += x * b21; a0_22 += x * b22; a0_23 += x * b23
-            x = a[ai + uint64(1) * a_ps]
-            a1_0 += x * b0; a1_1 += x * b1; a1_2 += x * b2; a1_3 += x * b3; a1_4 += x * b4; a1_5 += x * b5; a1_6 += x * b6; a1_7 += x * b7
-            a1_8 += x * b8; a1_9 += x * b9; a1_10 += x * b10; a1_11 += x * b11; a1_12 += x * b12; a1_13 += x * b13; a1_14 += x * b14; a1_15 += x * b15
-            a1_16 += x * b16; a1_17 += x * b17; a1_18 += x * b18; a1_19 += x * b19; a1_20 += x * b20; a1_21 += x * b21; a1_22 += x * b22; a1_23 += x * b23
-            x = a[ai + uint64(2) * a_ps]
-            a2_0 += x * b0; a2_1 += x * b1; a2_2 += x * b2; a2_3 += x * b3; a2_4 += x * b4; a2_5 += x * b5; a2_6 += x * b6; a2_7 += x * b7
-            a2_8 += x * b8; a2_9 += x * b9; a2_10 += x * b10; a2_11 += x * b11; a2_12 += x * b12; a2_13 += x * b13; a2_14 += x * b14; a2_15 += x * b15
-            a2_16 += x * b16; a2_17 += x * b17; a2_18 += x * b18; a2_19 += x * b19; a2_20 += x * b20; a2_21 += x * b21; a2_22 += x * b22; a2_23 += x * b23
-            x = a[ai + uint64(3) * a_ps]
-            a3_0 += x * b0; a3_1 += x * b1; a3_2 += x * b2; a3_3 += x * b3; a3_4 += x * b4; a3_5 += x * b5; a3_6 += x * b6; a3_7 += x * b7
-            a3_8 += x * b8; a3_9 += x * b9; a3_10 += x * b10; a3_11 += x * b11; a3_12 += x * b12; a3_13 += x * b13; a3_14 += x * b14; a3_15 += x * b15
-            a3_16 += x * b16; a3_17 += x * b17; a3_18 += x * b18; a3_19 += x * b19; a3_20 += x * b20; a3_21 += x * b21; a3_22 += x * b22; a3_23 += x * b23
+            a_p = a[ai + uint64(0) * a_ps]
+            acc0_0 += a_p * b0; acc0_1 += a_p * b1; acc0_2 += a_p * b2; acc0_3 += a_p * b3; acc0_4 += a_p * b4; acc0_5 += a_p * b5; acc0_6 += a_p * b6; acc0_7 += a_p * b7
+            acc0_8 += a_p * b8; acc0_9 += a_p * b9; acc0_10 += a_p * b10; acc0_11 += a_p * b11; acc0_12 += a_p * b12; acc0_13 += a_p * b13; acc0_14 += a_p * b14; acc0_15 += a_p * b15
+            acc0_16 += a_p * b16; acc0_17 += a_p * b17; acc0_18 += a_p * b18; acc0_19 += a_p * b19; acc0_20 += a_p * b20; acc0_21 += a_p * b21; acc0_22 += a_p * b22; acc0_23 += a_p * b23
+            a_p = a[ai + uint64(1) * a_ps]
+            acc1_0 += a_p * b0; acc1_1 += a_p * b1; acc1_2 += a_p * b2; acc1_3 += a_p * b3; acc1_4 += a_p * b4; acc1_5 += a_p * b5; acc1_6 += a_p * b6; acc1_7 += a_p * b7
+            acc1_8 += a_p * b8; acc1_9 += a_p * b9; acc1_10 += a_p * b10; acc1_11 += a_p * b11; acc1_12 += a_p * b12; acc1_13 += a_p * b13; acc1_14 += a_p * b14; acc1_15 += a_p * b15
+            acc1_16 += a_p * b16; acc1_17 += a_p * b17; acc1_18 += a_p * b18; acc1_19 += a_p * b19; acc1_20 += a_p * b20; acc1_21 += a_p * b21; acc1_22 += a_p * b22; acc1_23 += a_p * b23
+            a_p = a[ai + uint64(2) * a_ps]
+            acc2_0 += a_p * b0; acc2_1 += a_p * b1; acc2_2 += a_p * b2; acc2_3 += a_p * b3; acc2_4 += a_p * b4; acc2_5 += a_p * b5; acc2_6 += a_p * b6; acc2_7 += a_p * b7
+            acc2_8 += a_p * b8; acc2_9 += a_p * b9; acc2_10 += a_p * b10; acc2_11 += a_p * b11; acc2_12 += a_p * b12; acc2_13 += a_p * b13; acc2_14 += a_p * b14; acc2_15 += a_p * b15
+            acc2_16 += a_p * b16; acc2_17 += a_p * b17; acc2_18 += a_p * b18; acc2_19 += a_p * b19; acc2_20 += a_p * b20; acc2_21 += a_p * b21; acc2_22 += a_p * b22; acc2_23 += a_p * b23
+            a_p = a[ai + uint64(3) * a_ps]
+            acc3_0 += a_p * b0; acc3_1 += a_p * b1; acc3_2 += a_p * b2; acc3_3 += a_p * b3; acc3_4 += a_p * b4; acc3_5 += a_p * b5; acc3_6 += a_p * b6; acc3_7 += a_p * b7
+            acc3_8 += a_p * b8; acc3_9 += a_p * b9; acc3_10 += a_p * b10; acc3_11 += a_p * b11; acc3_12 += a_p * b12; acc3_13 += a_p * b13; acc3_14 += a_p * b14; acc3_15 += a_p * b15
+            acc3_16 += a_p * b16; acc3_17 += a_p * b17; acc3_18 += a_p * b18; acc3_19 += a_p * b19; acc3_20 += a_p * b20; acc3_21 += a_p * b21; acc3_22 += a_p * b22; acc3_23 += a_p * b23
             ai += a_ks
             bi += b_ks
     o_ps = uint64(o_ps)
     if not add:
-        o = uint64(obase) + uint64(0) * o_ps
-        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7
-        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = a0_8, a0_9, a0_10, a0_11, a0_12, a0_13, a0_14, a0_15
-        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = a0_16, a0_17, a0_18, a0_19, a0_20, a0_21, a0_22, a0_23
-        o = uint64(obase) + uint64(1) * o_ps
-        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = a1_0, a1_1, a1_2, a1_3, a1_4, a1_5, a1_6, a1_7
-        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = a1_8, a1_9, a1_10, a1_11, a1_12, a1_13, a1_14, a1_15
-        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = a1_16, a1_17, a1_18, a1_19, a1_20, a1_21, a1_22, a1_23
-        o = uint64(obase) + uint64(2) * o_ps
-        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = a2_0, a2_1, a2_2, a2_3, a2_4, a2_5, a2_6, a2_7
-        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = a2_8, a2_9, a2_10, a2_11, a2_12, a2_13, a2_14, a2_15
-        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = a2_16, a2_17, a2_18, a2_19, a2_20, a2_21, a2_22, a2_23
-        o = uint64(obase) + uint64(3) * o_ps
-        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = a3_0, a3_1, a3_2, a3_3, a3_4, a3_5, a3_6, a3_7
-        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = a3_8, a3_9, a3_10, a3_11, a3_12, a3_13, a3_14, a3_15
-        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = a3_16, a3_17, a3_18, a3_19, a3_20, a3_21, a3_22, a3_23
+        o = uint64(obase) + uint64(0) * o_ps   # row p of the tile in out
+        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = acc0_0, acc0_1, acc0_2, acc0_3, acc0_4, acc0_5, acc0_6, acc0_7
+        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = acc0_8, acc0_9, acc0_10, acc0_11, acc0_12, acc0_13, acc0_14, acc0_15
+        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = acc0_16, acc0_17, acc0_18, acc0_19, acc0_20, acc0_21, acc0_22, acc0_23
+        o = uint64(obase) + uint64(1) * o_ps   # row p of the tile in out
+        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = acc1_0, acc1_1, acc1_2, acc1_3, acc1_4, acc1_5, acc1_6, acc1_7
+        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = acc1_8, acc1_9, acc1_10, acc1_11, acc1_12, acc1_13, acc1_14, acc1_15
+        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = acc1_16, acc1_17, acc1_18, acc1_19, acc1_20, acc1_21, acc1_22, acc1_23
+        o = uint64(obase) + uint64(2) * o_ps   # row p of the tile in out
+        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = acc2_0, acc2_1, acc2_2, acc2_3, acc2_4, acc2_5, acc2_6, acc2_7
+        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = acc2_8, acc2_9, acc2_10, acc2_11, acc2_12, acc2_13, acc2_14, acc2_15
+        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = acc2_16, acc2_17, acc2_18, acc2_19, acc2_20, acc2_21, acc2_22, acc2_23
+        o = uint64(obase) + uint64(3) * o_ps   # row p of the tile in out
+        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = acc3_0, acc3_1, acc3_2, acc3_3, acc3_4, acc3_5, acc3_6, acc3_7
+        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = acc3_8, acc3_9, acc3_10, acc3_11, acc3_12, acc3_13, acc3_14, acc3_15
+        out[o + uint64(16)], out[o + uint64(17)], out[o + uint64(18)], out[o + uint64(19)], out[o + uint64(20)], out[o + uint64(21)], out[o + uint64(22)], out[o + uint64(23)] = acc3_16, acc3_17, acc3_18, acc3_19, acc3_20, acc3_21, acc3_22, acc3_23
     else:
         o = uint64(obase) + uint64(0) * o_ps
-        out[o + uint64(0)] += a0_0; out[o + uint64(1)] += a0_1; out[o + uint64(2)] += a0_2; out[o + uint64(3)] += a0_3; out[o + uint64(4)] += a0_4; out[o + uint64(5)] += a0_5; out[o + uint64(6)] += a0_6; out[o + uint64(7)] += a0_7
-        out[o + uint64(8)] += a0_8; out[o + uint64(9)] += a0_9; out[o + uint64(10)] += a0_10; out[o + uint64(11)] += a0_11; out[o + uint64(12)] += a0_12; out[o + uint64(13)] += a0_13; out[o + uint64(14)] += a0_14; out[o + uint64(15)] += a0_15
-        out[o + uint64(16)] += a0_16; out[o + uint64(17)] += a0_17; out[o + uint64(18)] += a0_18; out[o + uint64(19)] += a0_19; out[o + uint64(20)] += a0_20; out[o + uint64(21)] += a0_21; out[o + uint64(22)] += a0_22; out[o + uint64(23)] += a0_23
+        out[o + uint64(0)] += acc0_0; out[o + uint64(1)] += acc0_1; out[o + uint64(2)] += acc0_2; out[o + uint64(3)] += acc0_3; out[o + uint64(4)] += acc0_4; out[o + uint64(5)] += acc0_5; out[o + uint64(6)] += acc0_6; out[o + uint64(7)] += acc0_7
+        out[o + uint64(8)] += acc0_8; out[o + uint64(9)] += acc0_9; out[o + uint64(10)] += acc0_10; out[o + uint64(11)] += acc0_11; out[o + uint64(12)] += acc0_12; out[o + uint64(13)] += acc0_13; out[o + uint64(14)] += acc0_14; out[o + uint64(15)] += acc0_15
+        out[o + uint64(16)] += acc0_16; out[o + uint64(17)] += acc0_17; out[o + uint64(18)] += acc0_18; out[o + uint64(19)] += acc0_19; out[o + uint64(20)] += acc0_20; out[o + uint64(21)] += acc0_21; out[o + uint64(22)] += acc0_22; out[o + uint64(23)] += acc0_23
         o = uint64(obase) + uint64(1) * o_ps
-        out[o + uint64(0)] += a1_0; out[o + uint64(1)] += a1_1; out[o + uint64(2)] += a1_2; out[o + uint64(3)] += a1_3; out[o + uint64(4)] += a1_4; out[o + uint64(5)] += a1_5; out[o + uint64(6)] += a1_6; out[o + uint64(7)] += a1_7
-        out[o + uint64(8)] += a1_8; out[o + uint64(9)] += a1_9; out[o + uint64(10)] += a1_10; out[o + uint64(11)] += a1_11; out[o + uint64(12)] += a1_12; out[o + uint64(13)] += a1_13; out[o + uint64(14)] += a1_14; out[o + uint64(15)] += a1_15
-        out[o + uint64(16)] += a1_16; out[o + uint64(17)] += a1_17; out[o + uint64(18)] += a1_18; out[o + uint64(19)] += a1_19; out[o + uint64(20)] += a1_20; out[o + uint64(21)] += a1_21; out[o + uint64(22)] += a1_22; out[o + uint64(23)] += a1_23
+        out[o + uint64(0)] += acc1_0; out[o + uint64(1)] += acc1_1; out[o + uint64(2)] += acc1_2; out[o + uint64(3)] += acc1_3; out[o + uint64(4)] += acc1_4; out[o + uint64(5)] += acc1_5; out[o + uint64(6)] += acc1_6; out[o + uint64(7)] += acc1_7
+        out[o + uint64(8)] += acc1_8; out[o + uint64(9)] += acc1_9; out[o + uint64(10)] += acc1_10; out[o + uint64(11)] += acc1_11; out[o + uint64(12)] += acc1_12; out[o + uint64(13)] += acc1_13; out[o + uint64(14)] += acc1_14; out[o + uint64(15)] += acc1_15
+        out[o + uint64(16)] += acc1_16; out[o + uint64(17)] += acc1_17; out[o + uint64(18)] += acc1_18; out[o + uint64(19)] += acc1_19; out[o + uint64(20)] += acc1_20; out[o + uint64(21)] += acc1_21; out[o + uint64(22)] += acc1_22; out[o + uint64(23)] += acc1_23
         o = uint64(obase) + uint64(2) * o_ps
-        out[o + uint64(0)] += a2_0; out[o + uint64(1)] += a2_1; out[o + uint64(2)] += a2_2; out[o + uint64(3)] += a2_3; out[o + uint64(4)] += a2_4; out[o + uint64(5)] += a2_5; out[o + uint64(6)] += a2_6; out[o + uint64(7)] += a2_7
-        out[o + uint64(8)] += a2_8; out[o + uint64(9)] += a2_9; out[o + uint64(10)] += a2_10; out[o + uint64(11)] += a2_11; out[o + uint64(12)] += a2_12; out[o + uint64(13)] += a2_13; out[o + uint64(14)] += a2_14; out[o + uint64(15)] += a2_15
-        out[o + uint64(16)] += a2_16; out[o + uint64(17)] += a2_17; out[o + uint64(18)] += a2_18; out[o + uint64(19)] += a2_19; out[o + uint64(20)] += a2_20; out[o + uint64(21)] += a2_21; out[o + uint64(22)] += a2_22; out[o + uint64(23)] += a2_23
+        out[o + uint64(0)] += acc2_0; out[o + uint64(1)] += acc2_1; out[o + uint64(2)] += acc2_2; out[o + uint64(3)] += acc2_3; out[o + uint64(4)] += acc2_4; out[o + uint64(5)] += acc2_5; out[o + uint64(6)] += acc2_6; out[o + uint64(7)] += acc2_7
+        out[o + uint64(8)] += acc2_8; out[o + uint64(9)] += acc2_9; out[o + uint64(10)] += acc2_10; out[o + uint64(11)] += acc2_11; out[o + uint64(12)] += acc2_12; out[o + uint64(13)] += acc2_13; out[o + uint64(14)] += acc2_14; out[o + uint64(15)] += acc2_15
+        out[o + uint64(16)] += acc2_16; out[o + uint64(17)] += acc2_17; out[o + uint64(18)] += acc2_18; out[o + uint64(19)] += acc2_19; out[o + uint64(20)] += acc2_20; out[o + uint64(21)] += acc2_21; out[o + uint64(22)] += acc2_22; out[o + uint64(23)] += acc2_23
         o = uint64(obase) + uint64(3) * o_ps
-        out[o + uint64(0)] += a3_0; out[o + uint64(1)] += a3_1; out[o + uint64(2)] += a3_2; out[o + uint64(3)] += a3_3; out[o + uint64(4)] += a3_4; out[o + uint64(5)] += a3_5; out[o + uint64(6)] += a3_6; out[o + uint64(7)] += a3_7
-        out[o + uint64(8)] += a3_8; out[o + uint64(9)] += a3_9; out[o + uint64(10)] += a3_10; out[o + uint64(11)] += a3_11; out[o + uint64(12)] += a3_12; out[o + uint64(13)] += a3_13; out[o + uint64(14)] += a3_14; out[o + uint64(15)] += a3_15
-        out[o + uint64(16)] += a3_16; out[o + uint64(17)] += a3_17; out[o + uint64(18)] += a3_18; out[o + uint64(19)] += a3_19; out[o + uint64(20)] += a3_20; out[o + uint64(21)] += a3_21; out[o + uint64(22)] += a3_22; out[o + uint64(23)] += a3_23
+        out[o + uint64(0)] += acc3_0; out[o + uint64(1)] += acc3_1; out[o + uint64(2)] += acc3_2; out[o + uint64(3)] += acc3_3; out[o + uint64(4)] += acc3_4; out[o + uint64(5)] += acc3_5; out[o + uint64(6)] += acc3_6; out[o + uint64(7)] += acc3_7
+        out[o + uint64(8)] += acc3_8; out[o + uint64(9)] += acc3_9; out[o + uint64(10)] += acc3_10; out[o + uint64(11)] += acc3_11; out[o + uint64(12)] += acc3_12; out[o + uint64(13)] += acc3_13; out[o + uint64(14)] += acc3_14; out[o + uint64(15)] += acc3_15
+        out[o + uint64(16)] += acc3_16; out[o + uint64(17)] += acc3_17; out[o + uint64(18)] += acc3_18; out[o + uint64(19)] += acc3_19; out[o + uint64(20)] += acc3_20; out[o + uint64(21)] += acc3_21; out[o + uint64(22)] += acc3_22; out[o + uint64(23)] += acc3_23
 
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={'contract'})
 def tile_4x16(a, abase, aoffs, a_ps, a_ks, b, bbase, boffs, b_ks, L, out, obase, o_ps, add):
     """out[obase + p*o_ps + f] (+)= sum_t sum_k a[abase + aoffs[t] + p*a_ps + k*a_ks] * b[bbase + boffs[t] + k*b_ks + f],  p < 4, f < 16."""
     zero = np.float32(0.0)
-    a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7 = zero, zero, zero, zero, zero, zero, zero, zero
-    a0_8, a0_9, a0_10, a0_11, a0_12, a0_13, a0_14, a0_15 = zero, zero, zero, zero, zero, zero, zero, zero
-    a1_0, a1_1, a1_2, a1_3, a1_4, a1_5, a1_6, a1_7 = zero, zero, zero, zero, zero, zero, zero, zero
-    a1_8, a1_9, a1_10, a1_11, a1_12, a1_13, a1_14, a1_15 = zero, zero, zero, zero, zero, zero, zero, zero
-    a2_0, a2_1, a2_2, a2_3, a2_4, a2_5, a2_6, a2_7 = zero, zero, zero, zero, zero, zero, zero, zero
-    a2_8, a2_9, a2_10, a2_11, a2_12, a2_13, a2_14, a2_15 = zero, zero, zero, zero, zero, zero, zero, zero
-    a3_0, a3_1, a3_2, a3_3, a3_4, a3_5, a3_6, a3_7 = zero, zero, zero, zero, zero, zero, zero, zero
-    a3_8, a3_9, a3_10, a3_11, a3_12, a3_13, a3_14, a3_15 = zero, zero, zero, zero, zero, zero, zero, zero
+    # acc{p}_{f} = acc[p, f]; each run of 8 becomes one vector register
+    acc0_0, acc0_1, acc0_2, acc0_3, acc0_4, acc0_5, acc0_6, acc0_7 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc0_8, acc0_9, acc0_10, acc0_11, acc0_12, acc0_13, acc0_14, acc0_15 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc1_0, acc1_1, acc1_2, acc1_3, acc1_4, acc1_5, acc1_6, acc1_7 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc1_8, acc1_9, acc1_10, acc1_11, acc1_12, acc1_13, acc1_14, acc1_15 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc2_0, acc2_1, acc2_2, acc2_3, acc2_4, acc2_5, acc2_6, acc2_7 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc2_8, acc2_9, acc2_10, acc2_11, acc2_12, acc2_13, acc2_14, acc2_15 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc3_0, acc3_1, acc3_2, acc3_3, acc3_4, acc3_5, acc3_6, acc3_7 = zero, zero, zero, zero, zero, zero, zero, zero
+    acc3_8, acc3_9, acc3_10, acc3_11, acc3_12, acc3_13, acc3_14, acc3_15 = zero, zero, zero, zero, zero, zero, zero, zero
     a_ps, a_ks, b_ks = uint64(a_ps), uint64(a_ks), uint64(b_ks)
     for t in range(len(aoffs)):
-        ai = uint64(abase + aoffs[t])
-        bi = uint64(bbase + boffs[t])
+        ai = uint64(abase + aoffs[t])           # where step k of tap t starts in a
+        bi = uint64(bbase + boffs[t])           # ... and in b
         for k in range(L):
+            # b{f} = b[bi + f]: this step's FB values of b
             b0, b1, b2, b3, b4, b5, b6, b7 = b[bi + uint64(0)], b[bi + uint64(1)], b[bi + uint64(2)], b[bi + uint64(3)], b[bi + uint64(4)], b[bi + uint64(5)], b[bi + uint64(6)], b[bi + uint64(7)]
             b8, b9, b10, b11, b12, b13, b14, b15 = b[bi + uint64(8)], b[bi + uint64(9)], b[bi + uint64(10)], b[bi + uint64(11)], b[bi + uint64(12)], b[bi + uint64(13)], b[bi + uint64(14)], b[bi + uint64(15)]
-            x = a[ai + uint64(0) * a_ps]
-            a0_0 += x * b0; a0_1 += x * b1; a0_2 += x * b2; a0_3 += x * b3; a0_4 += x * b4; a0_5 += x * b5; a0_6 += x * b6; a0_7 += x * b7
-            a0_8 += x * b8; a0_9 += x * b9; a0_10 += x * b10; a0_11 += x * b11; a0_12 += x * b12; a0_13 += x * b13; a0_14 += x * b14; a0_15 += x * b15
-            x = a[ai + uint64(1) * a_ps]
-            a1_0 += x * b0; a1_1 += x * b1; a1_2 += x * b2; a1_3 += x * b3; a1_4 += x * b4; a1_5 += x * b5; a1_6 += x * b6; a1_7 += x * b7
-            a1_8 += x * b8; a1_9 += x * b9; a1_10 += x * b10; a1_11 += x * b11; a1_12 += x * b12; a1_13 += x * b13; a1_14 += x * b14; a1_15 += x * b15
-            x = a[ai + uint64(2) * a_ps]
-            a2_0 += x * b0; a2_1 += x * b1; a2_2 += x * b2; a2_3 += x * b3; a2_4 += x * b4; a2_5 += x * b5; a2_6 += x * b6; a2_7 += x * b7
-            a2_8 += x * b8; a2_9 += x * b9; a2_10 += x * b10; a2_11 += x * b11; a2_12 += x * b12; a2_13 += x * b13; a2_14 += x * b14; a2_15 += x * b15
-            x = a[ai + uint64(3) * a_ps]
-            a3_0 += x * b0; a3_1 += x * b1; a3_2 += x * b2; a3_3 += x * b3; a3_4 += x * b4; a3_5 += x * b5; a3_6 += x * b6; a3_7 += x * b7
-            a3_8 += x * b8; a3_9 += x * b9; a3_10 += x * b10; a3_11 += x * b11; a3_12 += x * b12; a3_13 += x * b13; a3_14 += x * b14; a3_15 += x * b15
+            a_p = a[ai + uint64(0) * a_ps]
+            acc0_0 += a_p * b0; acc0_1 += a_p * b1; acc0_2 += a_p * b2; acc0_3 += a_p * b3; acc0_4 += a_p * b4; acc0_5 += a_p * b5; acc0_6 += a_p * b6; acc0_7 += a_p * b7
+            acc0_8 += a_p * b8; acc0_9 += a_p * b9; acc0_10 += a_p * b10; acc0_11 += a_p * b11; acc0_12 += a_p * b12; acc0_13 += a_p * b13; acc0_14 += a_p * b14; acc0_15 += a_p * b15
+            a_p = a[ai + uint64(1) * a_ps]
+            acc1_0 += a_p * b0; acc1_1 += a_p * b1; acc1_2 += a_p * b2; acc1_3 += a_p * b3; acc1_4 += a_p * b4; acc1_5 += a_p * b5; acc1_6 += a_p * b6; acc1_7 += a_p * b7
+            acc1_8 += a_p * b8; acc1_9 += a_p * b9; acc1_10 += a_p * b10; acc1_11 += a_p * b11; acc1_12 += a_p * b12; acc1_13 += a_p * b13; acc1_14 += a_p * b14; acc1_15 += a_p * b15
+            a_p = a[ai + uint64(2) * a_ps]
+            acc2_0 += a_p * b0; acc2_1 += a_p * b1; acc2_2 += a_p * b2; acc2_3 += a_p * b3; acc2_4 += a_p * b4; acc2_5 += a_p * b5; acc2_6 += a_p * b6; acc2_7 += a_p * b7
+            acc2_8 += a_p * b8; acc2_9 += a_p * b9; acc2_10 += a_p * b10; acc2_11 += a_p * b11; acc2_12 += a_p * b12; acc2_13 += a_p * b13; acc2_14 += a_p * b14; acc2_15 += a_p * b15
+            a_p = a[ai + uint64(3) * a_ps]
+            acc3_0 += a_p * b0; acc3_1 += a_p * b1; acc3_2 += a_p * b2; acc3_3 += a_p * b3; acc3_4 += a_p * b4; acc3_5 += a_p * b5; acc3_6 += a_p * b6; acc3_7 += a_p * b7
+            acc3_8 += a_p * b8; acc3_9 += a_p * b9; acc3_10 += a_p * b10; acc3_11 += a_p * b11; acc3_12 += a_p * b12; acc3_13 += a_p * b13; acc3_14 += a_p * b14; acc3_15 += a_p * b15
             ai += a_ks
             bi += b_ks
     o_ps = uint64(o_ps)
     if not add:
-        o = uint64(obase) + uint64(0) * o_ps
-        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = a0_0, a0_1, a0_2, a0_3, a0_4, a0_5, a0_6, a0_7
-        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = a0_8, a0_9, a0_10, a0_11, a0_12, a0_13, a0_14, a0_15
-        o = uint64(obase) + uint64(1) * o_ps
-        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = a1_0, a1_1, a1_2, a1_3, a1_4, a1_5, a1_6, a1_7
-        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = a1_8, a1_9, a1_10, a1_11, a1_12, a1_13, a1_14, a1_15
-        o = uint64(obase) + uint64(2) * o_ps
-        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = a2_0, a2_1, a2_2, a2_3, a2_4, a2_5, a2_6, a2_7
-        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = a2_8, a2_9, a2_10, a2_11, a2_12, a2_13, a2_14, a2_15
-        o = uint64(obase) + uint64(3) * o_ps
-        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = a3_0, a3_1, a3_2, a3_3, a3_4, a3_5, a3_6, a3_7
-        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = a3_8, a3_9, a3_10, a3_11, a3_12, a3_13, a3_14, a3_15
+        o = uint64(obase) + uint64(0) * o_ps   # row p of the tile in out
+        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = acc0_0, acc0_1, acc0_2, acc0_3, acc0_4, acc0_5, acc0_6, acc0_7
+        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = acc0_8, acc0_9, acc0_10, acc0_11, acc0_12, acc0_13, acc0_14, acc0_15
+        o = uint64(obase) + uint64(1) * o_ps   # row p of the tile in out
+        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = acc1_0, acc1_1, acc1_2, acc1_3, acc1_4, acc1_5, acc1_6, acc1_7
+        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = acc1_8, acc1_9, acc1_10, acc1_11, acc1_12, acc1_13, acc1_14, acc1_15
+        o = uint64(obase) + uint64(2) * o_ps   # row p of the tile in out
+        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = acc2_0, acc2_1, acc2_2, acc2_3, acc2_4, acc2_5, acc2_6, acc2_7
+        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = acc2_8, acc2_9, acc2_10, acc2_11, acc2_12, acc2_13, acc2_14, acc2_15
+        o = uint64(obase) + uint64(3) * o_ps   # row p of the tile in out
+        out[o + uint64(0)], out[o + uint64(1)], out[o + uint64(2)], out[o + uint64(3)], out[o + uint64(4)], out[o + uint64(5)], out[o + uint64(6)], out[o + uint64(7)] = acc3_0, acc3_1, acc3_2, acc3_3, acc3_4, acc3_5, acc3_6, acc3_7
+        out[o + uint64(8)], out[o + uint64(9)], out[o + uint64(10)], out[o + uint64(11)], out[o + uint64(12)], out[o + uint64(13)], out[o + uint64(14)], out[o + uint64(15)] = acc3_8, acc3_9, acc3_10, acc3_11, acc3_12, acc3_13, acc3_14, acc3_15
     else:
         o = uint64(obase) + uint64(0) * o_ps
-        out[o + uint64(0)] += a0_0; out[o + uint64(1)] += a0_1; out[o + uint64(2)] += a0_2; out[o + uint64(3)] += a0_3; out[o + uint64(4)] += a0_4; out[o + uint64(5)] += a0_5; out[o + uint64(6)] += a0_6; out[o + uint64(7)] += a0_7
-        out[o + uint64(8)] += a0_8; out[o + uint64(9)] += a0_9; out[o + uint64(10)] += a0_10; out[o + uint64(11)] += a0_11; out[o + uint64(12)] += a0_12; out[o + uint64(13)] += a0_13; out[o + uint64(14)] += a0_14; out[o + uint64(15)] += a0_15
+        out[o + uint64(0)] += acc0_0; out[o + uint64(1)] += acc0_1; out[o + uint64(2)] += acc0_2; out[o + uint64(3)] += acc0_3; out[o + uint64(4)] += acc0_4; out[o + uint64(5)] += acc0_5; out[o + uint64(6)] += acc0_6; out[o + uint64(7)] += acc0_7
+        out[o + uint64(8)] += acc0_8; out[o + uint64(9)] += acc0_9; out[o + uint64(10)] += acc0_10; out[o + uint64(11)] += acc0_11; out[o + uint64(12)] += acc0_12; out[o + uint64(13)] += acc0_13; out[o + uint64(14)] += acc0_14; out[o + uint64(15)] += acc0_15
         o = uint64(obase) + uint64(1) * o_ps
-        out[o + uint64(0)] += a1_0; out[o + uint64(1)] += a1_1; out[o + uint64(2)] += a1_2; out[o + uint64(3)] += a1_3; out[o + uint64(4)] += a1_4; out[o + uint64(5)] += a1_5; out[o + uint64(6)] += a1_6; out[o + uint64(7)] += a1_7
-        out[o + uint64(8)] += a1_8; out[o + uint64(9)] += a1_9; out[o + uint64(10)] += a1_10; out[o + uint64(11)] += a1_11; out[o + uint64(12)] += a1_12; out[o + uint64(13)] += a1_13; out[o + uint64(14)] += a1_14; out[o + uint64(15)] += a1_15
+        out[o + uint64(0)] += acc1_0; out[o + uint64(1)] += acc1_1; out[o + uint64(2)] += acc1_2; out[o + uint64(3)] += acc1_3; out[o + uint64(4)] += acc1_4; out[o + uint64(5)] += acc1_5; out[o + uint64(6)] += acc1_6; out[o + uint64(7)] += acc1_7
+        out[o + uint64(8)] += acc1_8; out[o + uint64(9)] += acc1_9; out[o + uint64(10)] += acc1_10; out[o + uint64(11)] += acc1_11; out[o + uint64(12)] += acc1_12; out[o + uint64(13)] += acc1_13; out[o + uint64(14)] += acc1_14; out[o + uint64(15)] += acc1_15
         o = uint64(obase) + uint64(2) * o_ps
-        out[o + uint64(0)] += a2_0; out[o + uint64(1)] += a2_1; out[o + uint64(2)] += a2_2; out[o + uint64(3)] += a2_3; out[o + uint64(4)] += a2_4; out[o + uint64(5)] += a2_5; out[o + uint64(6)] += a2_6; out[o + uint64(7)] += a2_7
-        out[o + uint64(8)] += a2_8; out[o + uint64(9)] += a2_9; out[o + uint64(10)] += a2_10; out[o + uint64(11)] += a2_11; out[o + uint64(12)] += a2_12; out[o + uint64(13)] += a2_13; out[o + uint64(14)] += a2_14; out[o + uint64(15)] += a2_15
+        out[o + uint64(0)] += acc2_0; out[o + uint64(1)] += acc2_1; out[o + uint64(2)] += acc2_2; out[o + uint64(3)] += acc2_3; out[o + uint64(4)] += acc2_4; out[o + uint64(5)] += acc2_5; out[o + uint64(6)] += acc2_6; out[o + uint64(7)] += acc2_7
+        out[o + uint64(8)] += acc2_8; out[o + uint64(9)] += acc2_9; out[o + uint64(10)] += acc2_10; out[o + uint64(11)] += acc2_11; out[o + uint64(12)] += acc2_12; out[o + uint64(13)] += acc2_13; out[o + uint64(14)] += acc2_14; out[o + uint64(15)] += acc2_15
         o = uint64(obase) + uint64(3) * o_ps
-        out[o + uint64(0)] += a3_0; out[o + uint64(1)] += a3_1; out[o + uint64(2)] += a3_2; out[o + uint64(3)] += a3_3; out[o + uint64(4)] += a3_4; out[o + uint64(5)] += a3_5; out[o + uint64(6)] += a3_6; out[o + uint64(7)] += a3_7
-        out[o + uint64(8)] += a3_8; out[o + uint64(9)] += a3_9; out[o + uint64(10)] += a3_10; out[o + uint64(11)] += a3_11; out[o + uint64(12)] += a3_12; out[o + uint64(13)] += a3_13; out[o + uint64(14)] += a3_14; out[o + uint64(15)] += a3_15
+        out[o + uint64(0)] += acc3_0; out[o + uint64(1)] += acc3_1; out[o + uint64(2)] += acc3_2; out[o + uint64(3)] += acc3_3; out[o + uint64(4)] += acc3_4; out[o + uint64(5)] += acc3_5; out[o + uint64(6)] += acc3_6; out[o + uint64(7)] += acc3_7
+        out[o + uint64(8)] += acc3_8; out[o + uint64(9)] += acc3_9; out[o + uint64(10)] += acc3_10; out[o + uint64(11)] += acc3_11; out[o + uint64(12)] += acc3_12; out[o + uint64(13)] += acc3_13; out[o + uint64(14)] += acc3_14; out[o + uint64(15)] += acc3_15

@@ -24,7 +24,8 @@ dW's, on the 4x16 register tiles (a: V_k read channel-wise, a_ps = 1, a_ks = C).
 A quarter of the direct sum's multiply-adds (36 per 16 pixels instead of 144).
 The dy transform works like the forward pass's input transform (winograd.py):
 a band of 4 dy rows stored in 4 phases (column w at phase w % 4, position
-w // 4; tiles do not overlap here), then one-output loops over whole tile rows.
+w // 4; tiles do not overlap here), then one-output loops over whole tile rows:
+A along the columns (partial_E), then along the rows (E).
 """
 import numpy as np
 from numba import njit, uint64
@@ -33,107 +34,114 @@ from .tiles import tile_4x16
 from .winograd import AT, BT, G, input_transform_row
 
 
-def weight_grad_reference(x, dy, pad_top, pad_left):
+def winograd_weight_grad_reference(x, dy, pad_top, pad_left):
     """dW (3, 3, C, F) by F(3x3, 4x4), tile by tile, in float64 (twin of winograd_grad_rows)."""
     N, H, Wd, C = x.shape
     OH, OW, F = dy.shape[1:]
     TH, TW = -(-OH // 4), -(-OW // 4)
-    xp = np.zeros((N, 4 * TH + 2, 4 * TW + 2, C))
-    h1, w1 = min(H, 4 * TH + 2 - pad_top), min(Wd, 4 * TW + 2 - pad_left)
-    xp[:, pad_top:pad_top + h1, pad_left:pad_left + w1] = x[:, :h1, :w1]
-    dyp = np.zeros((N, 4 * TH, 4 * TW, F))
-    dyp[:, :OH, :OW] = dy
+    x_pad = np.zeros((N, 4 * TH + 2, 4 * TW + 2, C))                 # the tiles' 6x6 inputs
+    h_in, w_in = min(H, 4 * TH + 2 - pad_top), min(Wd, 4 * TW + 2 - pad_left)  # rows, cols read
+    x_pad[:, pad_top:pad_top + h_in, pad_left:pad_left + w_in] = x[:, :h_in, :w_in]
+    dy_pad = np.zeros((N, 4 * TH, 4 * TW, F))                         # dy, cropped tiles padded
+    dy_pad[:, :OH, :OW] = dy
     M = np.zeros((6, 6, C, F))
     for ty in range(TH):
         for tx in range(TW):
-            d = xp[:, 4 * ty:4 * ty + 6, 4 * tx:4 * tx + 6]                # (N, 6, 6, C)
-            e = dyp[:, 4 * ty:4 * ty + 4, 4 * tx:4 * tx + 4]               # (N, 4, 4, F)
+            d = x_pad[:, 4 * ty:4 * ty + 6, 4 * tx:4 * tx + 6]                # (N, 6, 6, C)
+            e = dy_pad[:, 4 * ty:4 * ty + 4, 4 * tx:4 * tx + 4]               # (N, 4, 4, F)
             V = np.einsum("ai,nijc,bj->nabc", BT, d, BT)
             E = np.einsum("ia,nijf,jb->nabf", AT, e, AT)                    # A e A^T
             M += np.einsum("nabc,nabf->abcf", V, E)
     return np.einsum("ai,abcf,bj->ijcf", G, M, G)
 
 
-def finish(M, dtype):
+def weight_grad_output_transform(M, dtype):
     """dW (3, 3, C, F) = G^T M G from the summed M (36, C, F), in float64."""
-    Mk = M.astype(np.float64).reshape(6, 6, *M.shape[1:])
-    rows = [sum(G[a, i] * Mk[a] for a in range(6)) for i in range(3)]              # (6, C, F)
+    M_6x6 = M.astype(np.float64).reshape(6, 6, *M.shape[1:])                      # (6, 6, C, F)
+    GT_M = [sum(G[a, i] * M_6x6[a] for a in range(6)) for i in range(3)]          # (6, C, F) each
     return np.stack([np.stack([sum(G[b, j] * r[b] for b in range(6)) for j in range(3)])
-                     for r in rows]).astype(dtype)
+                     for r in GT_M]).astype(dtype)
 
 
 @njit(nogil=True, inline="always", boundscheck=False, fastmath={"contract"})
-def a_row(p, s, o, dst, od, n):
-    """dst[od : od+n] = row p of A [e_0 .. e_3], with e_j = s[o[j] : o[j]+n]."""
+def a_row(p, src, o, dst, dst_start, n):
+    """dst[dst_start : dst_start+n] = row p of A [e_0 .. e_3], e_j = src[o[j] : o[j]+n]."""
     two, four, eight = np.float32(2.0), np.float32(4.0), np.float32(8.0)
-    o0, o1, o2, o3 = o[0], o[1], o[2], o[3]
+    o0, o1, o2, o3 = o[0], o[1], o[2], o[3]                         # where e_0 .. e_3 start
     if p == 0:
-        for e in range(n):
-            dst[od + e] = s[o0 + e]
+        for i in range(n):
+            dst[dst_start + i] = src[o0 + i]
     elif p == 1:
-        for e in range(n):
-            dst[od + e] = s[o0 + e] + s[o1 + e] + s[o2 + e] + s[o3 + e]
+        for i in range(n):
+            dst[dst_start + i] = src[o0 + i] + src[o1 + i] + src[o2 + i] + src[o3 + i]
     elif p == 2:
-        for e in range(n):
-            dst[od + e] = s[o0 + e] - s[o1 + e] + s[o2 + e] - s[o3 + e]
+        for i in range(n):
+            dst[dst_start + i] = src[o0 + i] - src[o1 + i] + src[o2 + i] - src[o3 + i]
     elif p == 3:
-        for e in range(n):
-            dst[od + e] = s[o0 + e] + two * s[o1 + e] + four * s[o2 + e] + eight * s[o3 + e]
+        for i in range(n):
+            dst[dst_start + i] = (src[o0 + i] + two * src[o1 + i] + four * src[o2 + i]
+                                  + eight * src[o3 + i])
     elif p == 4:
-        for e in range(n):
-            dst[od + e] = s[o0 + e] - two * s[o1 + e] + four * s[o2 + e] - eight * s[o3 + e]
+        for i in range(n):
+            dst[dst_start + i] = (src[o0 + i] - two * src[o1 + i] + four * src[o2 + i]
+                                  - eight * src[o3 + i])
     else:
-        for e in range(n):
-            dst[od + e] = s[o3 + e]
+        for i in range(n):
+            dst[dst_start + i] = src[o3 + i]
 
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
-def winograd_grad_rows(x, dy, g0, g1, pad_top, pad_left, Macc, band, hrow, V, dband, hE, E):
-    """Macc (36, C, F) += M_k = V_k^T E_k over tile rows g0 .. g1-1 (row g = n * TH + ty).
+def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partial_V, V, dy_band,
+                       partial_E, E):
+    """M_acc (36, C, F) += M_k = V_k^T E_k over tile rows row0 .. row1-1 (tile row
+    n * TH + ty, TH = ceil(OH / 4)).
 
     x (N, H, W, C), dy (N, OH, OW, F), both C-contiguous float32; C % 4 == 0,
-    F % 16 == 0. Scratch (flat float32), TW = ceil(OW / 4), T = (g1 - g0) * TW:
-    band >= 24*(TW+1)*C, hrow >= 36*TW*C, V >= 36*T*C, dband >= 16*TW*F,
-    hE >= 24*TW*F, E >= 36*T*F."""
+    F % 16 == 0. Scratch (flat float32), TW = ceil(OW / 4), T = (row1 - row0) * TW:
+    band >= 24*(TW+1)*C and partial_V >= 36*TW*C (x's transform, as in winograd.py),
+    V >= 36*T*C, dy_band >= 16*TW*F (4 dy rows in 4 phases), partial_E >= 24*TW*F
+    (A along the columns), E >= 36*T*F."""
     N, H, W, C = x.shape
     OH, OW, F = dy.shape[1], dy.shape[2], dy.shape[3]
     TH, TW = (OH + 3) // 4, (OW + 3) // 4
-    T = (g1 - g0) * TW
-    xf, dyf, Mf = x.reshape(x.size), dy.reshape(dy.size), Macc.reshape(Macc.size)
-    one_tap = np.zeros(1, np.int64)
-    offs = np.zeros(6, np.uint64)
+    T = (row1 - row0) * TW
+    x_flat, dy_flat, M_flat = x.reshape(x.size), dy.reshape(dy.size), M_acc.reshape(M_acc.size)
+    one_tap = np.zeros(1, np.int64)                   # the tiles' tap offsets: one tap, at 0
+    offs = np.zeros(6, np.uint64)                     # where the inputs of a transform start
     zero = np.float32(0.0)
-    uF, nF = uint64(F), uint64(TW * F)
-    Vk, Ek = uint64(T * C), uint64(T * F)             # one position k of V, E
-    for g in range(g0, g1):
-        n, ty = g // TH, g % TH
-        input_transform_row(xf, H, W, C, n, ty, TW, pad_top, pad_left, band, hrow, offs, V,
-                            Vk, uint64((g - g0) * TW * C))
+    F_u, row_len = uint64(F), uint64(TW * F)          # unsigned F; row_len: TW tiles x F
+    V_k_stride, E_k_stride = uint64(T * C), uint64(T * F)   # one position k of V, E
+    for row in range(row0, row1):
+        n, ty = row // TH, row % TH
+        input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, partial_V, offs,
+                            V, V_k_stride, uint64((row - row0) * TW * C))
         for a in range(4):                            # the dy band: 4 rows, in phases
             oh = 4 * ty + a
             for w in range(4 * TW):
-                o = uint64((((w % 4) * 4 + a) * TW + w // 4) * F)
+                band_start = uint64((((w % 4) * 4 + a) * TW + w // 4) * F)
                 if oh < OH and w < OW:
                     src = uint64(((n * OH + oh) * OW + w) * F)
-                    for f in range(uF):
-                        dband[o + f] = dyf[src + f]
+                    for f in range(F_u):
+                        dy_band[band_start + f] = dy_flat[src + f]
                 else:
-                    for f in range(uF):
-                        dband[o + f] = zero
+                    for f in range(F_u):
+                        dy_band[band_start + f] = zero
         for a in range(4):                            # A along the columns
             for b in range(4):
-                offs[b] = uint64(b * 4 + a) * nF
+                offs[b] = uint64(b * 4 + a) * row_len
             for p in range(6):
-                a_row(p, dband, offs, hE, uint64(p * 4 + a) * nF, nF)
-        t0 = uint64((g - g0) * TW * F)
+                a_row(p, dy_band, offs, partial_E, uint64(p * 4 + a) * row_len, row_len)
+        tile_start = uint64((row - row0) * TW * F)    # this row's first tile in E
         for p in range(6):                            # A along the rows -> E
             for a in range(4):
-                offs[a] = uint64(p * 4 + a) * nF
+                offs[a] = uint64(p * 4 + a) * row_len
             for r in range(6):
-                a_row(r, hE, offs, E, uint64(6 * r + p) * Ek + t0, nF)
-    for k in range(36):                               # Macc_k += V_k^T @ E_k
+                a_row(r, partial_E, offs, E, uint64(6 * r + p) * E_k_stride + tile_start, row_len)
+    for k in range(36):                               # M_acc_k += V_k^T @ E_k
         for c0 in range(0, C, 4):
             for f0 in range(0, F, 16):
+                # tile arguments: a = V_k from channel c0, p = channel (stride 1), k = tile
+                # (stride C); b = E_k from channel f0, k stride F; T steps
                 tile_4x16(V, k * T * C + c0, one_tap, 1, C, E, k * T * F + f0, one_tap, F, T,
-                          Mf, (k * C + c0) * F + f0, F, True)
-    return Macc
+                          M_flat, (k * C + c0) * F + f0, F, True)
+    return M_acc

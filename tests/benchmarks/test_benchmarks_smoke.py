@@ -1,0 +1,204 @@
+"""Smoke test of the benchmark suite (benchmarks/): tiny shapes, 1 rep, no torch.
+
+It checks that the benchmark functions run and return well-formed records, not
+how fast anything is (performance claims live in benchmarks/, per STYLE.md).
+The workers are served in this process, so no subprocess start-up is paid
+except for the one memory probe.
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, real_data_dir
+
+BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+from bench_common import Pool  # noqa: E402
+from bench_layers import FIELDS, LAYERS, bench_layers  # noqa: E402
+from bench_networks import bench_memory, bench_networks  # noqa: E402
+from bench_sgemm import bench_sgemm  # noqa: E402
+from report import render  # noqa: E402
+
+DATA = real_data_dir()
+needs_data = pytest.mark.skipif(DATA is None, reason="CIFAR-10 not found in ../shared/data or $MINICNN_DATA")
+STAT_KEYS = {"times_s", "reps", "median_s", "min_s", "max_s", "q1_s", "q3_s", "flops", "gflops"}
+TINY_NETS = {"simple": {"name": "simple"},
+             "airbench": {"name": "airbench", "widths": [8, 16, 16]}}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with Pool(torch_python=None, inprocess=True) as p:
+        yield p
+
+
+def check_timed(record, extra_keys):
+    assert "error" not in record, record.get("error")
+    missing = (STAT_KEYS | set(extra_keys)) - set(record)
+    assert not missing, f"record lacks {missing}: {record}"
+    for key in ("median_s", "min_s", "max_s", "gflops"):
+        assert math.isfinite(record[key]) and record[key] > 0, (key, record[key])
+    assert all(math.isfinite(t) and t > 0 for t in record["times_s"])
+
+
+def test_sgemm_records(pool):
+    recs = bench_sgemm(pool, shapes=[(64, 64, 64), (256, 9, 8)], reps=1, warmup=0)
+    assert [r["backend"] for r in recs] == ["numpy", "numpy"]
+    for r in recs:
+        check_timed(r, {"M", "K", "N", "sgemm_fraction"})
+    assert recs[0]["sgemm_fraction"] == pytest.approx(1.0)
+
+
+def test_layer_records(pool):
+    layers = [("tiny.conv", 6, 6, 3, 4, 3, "same", True), ("tiny.valid", 5, 5, 2, 3, 2, "valid", False)]
+    recs = bench_layers(pool, layers, batch=2, reps=1, warmup=0, sgemm_gflops=10.0)
+    assert [(r["layer"], r["pass"]) for r in recs] == [
+        ("tiny.conv", "forward"), ("tiny.conv", "backward"), ("tiny.valid", "forward"), ("tiny.valid", "backward")]
+    for r in recs:
+        check_timed(r, set(FIELDS) | {"backend", "N", "pass", "out_shape", "sgemm_fraction"})
+        assert r["backend"] == "minicnn"
+    assert recs[0]["flops"] == 2 * 2 * 6 * 6 * 3 * 3 * 3 * 4
+    assert recs[1]["flops"] == 2 * recs[0]["flops"]
+    assert recs[2]["out_shape"] == [2, 4, 4, 3]
+
+
+def test_network_records(pool):
+    recs = bench_networks(pool, TINY_NETS, batches=(2,), reps=1, warmup=0, sgemm_gflops=10.0)
+    assert [(r["network"], r["mode"]) for r in recs] == [
+        ("simple", "train"), ("simple", "infer"), ("airbench", "train"), ("airbench", "infer")]
+    for r in recs:
+        check_timed(r, {"backend", "network", "batch", "mode", "img_per_s", "flops_per_image"})
+        assert r["flops"] == r["flops_per_image"] * 2 * (3 if r["mode"] == "train" else 1)
+    md = render({"meta": {}, "networks": recs})
+    assert "| simple | 2 | train |" in md
+
+
+def test_memory_probe_in_fresh_process():
+    recs = bench_memory({"simple": {"name": "simple"}}, batches=(2,), modes=("infer",), steps=1)
+    assert len(recs) == 1
+    r = recs[0]
+    assert "error" not in r, r.get("error")
+    assert r["peak_rss_mib"] > 0 and r["idle_rss_mib"] > 0
+    assert r["peak_rss_with_warmup_mib"] >= r["peak_rss_mib"] * 0.99
+
+
+def test_layer_table_matches_the_models():
+    """LAYERS is hard-coded (the torch worker cannot import minicnn); keep it in sync."""
+    from minicnn import zoo
+    from minicnn.nn import Conv2D
+    got = []
+    for net, model in (("simple", zoo.simple()), ("airbench", zoo.airbench(widths=(64, 256, 256)))):
+        shape = (32, 32, 3)
+        for layer in model.layers:
+            if isinstance(layer, Conv2D):
+                got.append((net, shape[0], shape[1], layer.C, layer.F, layer.KH, layer.padding, layer.use_bias))
+            shape = layer.output_shape(shape)
+    expected = [(row[0].split(".")[0],) + tuple(row[1:]) for row in LAYERS]
+    assert got == expected
+
+
+@needs_data
+def test_ablation_driver_runs_variants_and_tta(tmp_path):
+    out = tmp_path / "ablation"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "ablation.py"), "--epochs", "1",
+           "--only", "baseline", "no-dirac", "--runs", str(tmp_path / "runs"), "--out", str(out),
+           "--extra", "--limit-train 600 --val-size 100 --widths 4 8 8 --batch-size 100"]
+    subprocess.run(cmd, check=True, capture_output=True, env=dict(os.environ, MINICNN_DATA=str(DATA)))
+    rows = json.loads(out.with_suffix(".json").read_text())
+    assert [r["variant"] for r in rows] == ["baseline", "tta-0", "tta-1", "no-dirac"]
+    assert [r["tta"] for r in rows] == [2, 0, 1, 2]
+    assert all(0 <= r["val"] <= 1 and 0 <= r["exact"] <= 1 for r in rows)
+    assert "| no-dirac | `--no-dirac` |" in out.with_suffix(".md").read_text()
+
+
+def test_summarize_runs_copies_figures_and_averages_seeds(tmp_path, capsys):
+    import summarize_runs
+    for seed, exact in ((0, 0.94), (1, 0.95)):
+        run = tmp_path / f"fast94-seed{seed}"
+        run.mkdir()
+        (run / "metrics.json").write_text(json.dumps(dict(
+            preset="fast94", epochs=10, seed=seed, total_seconds=2820, train_seconds=2700,
+            test_accuracy_exact_subset=exact, test_accuracy=0.87, val_accuracy=None)))
+    summarize_runs.main([str(tmp_path / "fast94-seed0"), str(tmp_path / "fast94-seed1")])
+    out = capsys.readouterr().out
+    assert "| fast94-seed1 | fast94 | 10 | 1 | 47.0 | 2700 | 95.00 | 87.00 | - |" in out
+    assert "**94.50 ± 0.71**" in out                          # mean and sample sd of 94, 95
+    with pytest.raises(SystemExit, match="no metrics.json"):
+        summarize_runs.main([str(tmp_path)])
+
+
+@pytest.mark.parametrize("script,rows", [("bench_direct.py", 30), ("bench_winograd.py", 30)])
+def test_rule_benchmarks_run_and_print_every_row(script, rows):
+    """bench_direct / bench_winograd at batch 2, one rep: every shape x op gets a row."""
+    path = ROOT / "benchmarks" / script
+    out = subprocess.run([sys.executable, str(path), "--batch", "2", "--reps", "1"],
+                         capture_output=True, text=True, timeout=600, check=True)
+    lines = [l for l in out.stdout.splitlines() if l and not l.startswith("#")][1:]   # - header
+    assert len(lines) == rows, out.stdout
+    assert "RuntimeWarning" not in out.stderr
+
+
+def test_time_op_warms_up_untimed_before_timing():
+    """"warm" runs the subject untimed (for that long, at least once) before each timed run."""
+    import time
+    from bench_worker import Server
+
+    class Fake:
+        calls = 0
+
+        def run_once(self):
+            Fake.calls += 1
+            time.sleep(0.004)
+            return 0.001
+    server = Server("minicnn")
+    server.subjects["fake"] = Fake()
+    t = time.perf_counter()
+    reply = server.handle({"op": "time", "key": "fake", "n": 2, "warm": 0.03})
+    assert time.perf_counter() - t >= 0.03
+    assert reply == {"times": [0.001, 0.001]} and Fake.calls >= 3     # >= 1 untimed + 2 timed
+    Fake.calls = 0
+    server.handle({"op": "time", "key": "fake", "n": 1, "warm": 1e-9})   # at least one
+    assert Fake.calls == 2
+    Fake.calls = 0
+    server.handle({"op": "time", "key": "fake", "n": 1})                 # default: none
+    assert Fake.calls == 1
+
+
+def test_idle_benchmark_prints_its_four_conditions():
+    path = ROOT / "benchmarks" / "bench_idle.py"
+    out = subprocess.run([sys.executable, str(path), "--batch", "2", "--reps", "1"],
+                         capture_output=True, text=True, timeout=600, check=True)
+    rows = [l for l in out.stdout.splitlines() if l and not l.startswith("#")]
+    assert [r[:12] for r in rows] == ["back to back", "after 0.5 s ", "sleep, then ", "sleep, then "]
+    assert all(float(r.split()[-1]) > 0 for r in rows)
+
+
+def test_heap_and_spinning_thread_benchmarks_print_their_rows():
+    """bench_heap.py (page faults with and without keep_freed_memory) and
+    bench_spinning_threads.py (idle CPU after a Winograd layer), at tiny sizes: the rows
+    they print, not the numbers (those were unit-test assertions once; they are measurements)."""
+    import platform
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_heap.py"),
+                          "--batch", "2", "--steps", "1"],
+                         capture_output=True, text=True, timeout=600, check=True)
+    rows = [l.split() for l in out.stdout.splitlines() if l and not l.startswith("#")]
+    assert rows[0] == ["setting", "heap_kept", "realloc_64MB", "faults_per_step"]
+    assert [r[:2] for r in rows[1:]] == [["keep_freed_memory", str(glibc)],
+                                         ["MINICNN_KEEP_HEAP=0", "False"]]
+    assert all(int(r[2]) >= 0 and float(r[3]) >= 0 for r in rows[1:])
+
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_spinning_threads.py"),
+                          "--channels", "32", "--batch", "2", "--matmul", "128", "--idle", "0.02",
+                          "--reps", "1"],
+                         capture_output=True, text=True, timeout=600, check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("# Conv2D(32, 32, 3)") and "forward path winograd" in lines[0]
+    rows = [l.rsplit(None, 1) for l in lines[1:]]
+    assert [name for name, _ in rows] == ["nothing", "winograd forward", "BLAS matmul"]
+    assert all(float(ms) >= 0 for _, ms in rows)

@@ -1,0 +1,119 @@
+"""The dispatch rule (fast/rules.py): which algorithm runs each pass of a Conv2D.
+
+Each test function of the rule's table is checked on the shapes that decided its
+thresholds; ``shape(layer, size)`` is the layer applied to a batch of size x size maps,
+so the map a test reads (the output for forward and dW, the input for dx) is size wide
+with "same" padding."""
+import numpy as np
+import pytest
+
+import minicnn.fast.rules as rules
+from minicnn.fast.rules import (CONV2D_RULE, conv_path, conv_paths, conv_shape, direct_dW,
+                                direct_dx, direct_forward, taps_forward, winograd_dW,
+                                winograd_dx, winograd_forward)
+from minicnn.nn import Conv2D
+
+
+def shape(layer, H, W=None, dtype=np.float32, need_dW=True):
+    """The ConvShape of ``layer`` on a batch of 2 inputs H x W (W = H by default)."""
+    return conv_shape(layer, (2, H, H if W is None else W, layer.C), dtype, need_dW)
+
+
+def test_direct_rule():
+    layer = Conv2D(32, 32, 3, rng=0)
+    assert direct_forward(layer, shape(layer, 32))
+    assert direct_dW(layer, shape(layer, 32))
+    assert not direct_forward(layer, shape(layer, 32, dtype=np.float64))  # gradient checks: im2col
+    assert not direct_forward(layer, shape(layer, 7))                     # small map: tap classes
+    wide, wide_dx = Conv2D(32, 256, 3, rng=0), Conv2D(256, 32, 3, rng=0)
+    assert not direct_forward(wide, shape(wide, 32))                      # wide: OpenBLAS
+    assert not direct_dx(wide_dx, shape(wide_dx, 32))                     # (dx: C outputs)
+    forty = Conv2D(32, 40, 3, rng=0)
+    assert not direct_forward(forty, shape(forty, 32))                    # no tile fits 40 channels
+    sixteen, sixteen_dx = Conv2D(32, 16, 3, rng=0), Conv2D(16, 32, 3, rng=0)
+    assert direct_forward(sixteen, shape(sixteen, 16))                    # 16 wide, 16 channels
+    assert direct_dx(sixteen_dx, shape(sixteen_dx, 16))
+    strided = Conv2D(32, 32, 3, stride=2, rng=0)
+    assert not direct_forward(strided, shape(strided, 64))                # output 32 wide, stride 2
+    rgb = Conv2D(3, 32, 3, rng=0)
+    assert not direct_dW(rgb, shape(rgb, 32))                             # C % 4
+    layer.allow_direct = False
+    assert not direct_forward(layer, shape(layer, 32))
+
+
+def test_direct_path_off_without_slp_vectorizer(monkeypatch):
+    monkeypatch.setattr(rules, "slp_vectorizer_on", lambda: False)
+    layer = Conv2D(32, 32, 3, rng=0)
+    assert not direct_forward(layer, shape(layer, 32))
+
+
+def test_winograd_rule(monkeypatch):
+    simple = Conv2D(32, 64, 3, rng=0)
+    assert winograd_forward(simple, shape(simple, 16)) and winograd_dx(simple, shape(simple, 16))
+    assert winograd_forward(simple, shape(simple, 7)) and not winograd_forward(simple, shape(simple, 6))
+    narrow = Conv2D(32, 8, 3, rng=0)
+    assert not winograd_dx(narrow, shape(narrow, 16))                     # dx: 8 inputs
+    assert not winograd_forward(simple, shape(simple, 16, dtype=np.float64))  # gradient checks
+    rgb = Conv2D(3, 32, 3, rng=0)
+    assert not winograd_forward(rgb, shape(rgb, 32))                      # 3 input channels
+    first = Conv2D(24, 64, 3, rng=0)
+    assert winograd_forward(first, shape(first, 31)) and not winograd_dx(first, shape(first, 31))
+    f48 = Conv2D(32, 48, 3, rng=0)
+    assert not winograd_forward(f48, shape(f48, 16))                      # F % 32
+    five = Conv2D(64, 256, 5, rng=0)
+    assert not winograd_forward(five, shape(five, 15))
+    strided = Conv2D(64, 256, 3, stride=2, rng=0)
+    assert not winograd_forward(strided, shape(strided, 30))              # output 15 x 15
+    wide = Conv2D(256, 256, 3, rng=0)
+    assert not winograd_forward(wide, shape(wide, 3))                     # 3x3 maps
+    monkeypatch.setattr(rules, "slp_vectorizer_on", lambda: False)
+    assert not winograd_forward(simple, shape(simple, 16))
+
+
+def test_winograd_weight_grad_rule():
+    def dW(C, F, size, dtype=np.float32):
+        layer = Conv2D(C, F, 3, rng=0)
+        return winograd_dW(layer, shape(layer, size, dtype=dtype))
+    assert dW(32, 32, 16)
+    assert dW(24, 64, 31)
+    assert not dW(3, 32, 32)                                              # C % 4
+    assert not dW(32, 24, 16)                                             # F % 16
+    assert not dW(32, 32, 6)
+    assert not dW(32, 32, 16, np.float64)
+    assert dW(64, 256, 15)
+    assert not dW(256, 256, 7)
+    frozen = Conv2D(32, 32, 3, rng=0)                                     # W frozen: db alone
+    assert not winograd_dW(frozen, shape(frozen, 16, need_dW=False))
+
+
+def test_conv_takes_the_tap_path_on_small_maps_only():
+    conv = Conv2D(4, 4, 3)
+    assert taps_forward(conv, shape(conv, 7)) and taps_forward(conv, shape(conv, 3))
+    assert not taps_forward(conv, shape(conv, 31)) and not taps_forward(conv, shape(conv, 32))
+
+
+def test_table_order_and_forced_paths():
+    """The table tries the algorithms in the documented order; the first that holds runs;
+    ``forced_paths`` overrides it for one pass."""
+    assert {p: [name for name, _ in rows] for p, rows in CONV2D_RULE.items()} == {
+        "forward": ["winograd", "direct", "taps", "im2col"],
+        "dx": ["winograd", "direct", "col2im", "taps", "im2col"],
+        "dW": ["winograd", "direct", "taps", "im2col"]}
+    layer = Conv2D(32, 64, 3, rng=0)
+    assert conv_paths(layer, (2, 16, 16, 32)) == {"forward": "winograd", "dx": "winograd",
+                                                  "dW": "winograd"}
+    assert conv_paths(layer, (2, 16, 16, 32), np.float64) == {"forward": "taps", "dx": "col2im",
+                                                              "dW": "taps"}      # 12% padding
+    assert conv_paths(layer, (2, 32, 32, 32), np.float64) == {"forward": "im2col", "dx": "col2im",
+                                                              "dW": "im2col"}    # 6% padding
+    layer.forced_paths = {"forward": "taps"}
+    assert conv_path(layer, "forward", shape(layer, 16)) == "taps"
+    assert conv_path(layer, "dx", shape(layer, 16)) == "winograd"
+
+
+@pytest.mark.parametrize("k,padding", [(1, 1), (3, 3)])
+def test_padding_wider_than_the_kernel_keeps_dx_off_the_tiles(k, padding):
+    """dx of a stride-1 conv is the flipped kernel over dy padded by k-1-p: negative when
+    p > k-1, which the direct and Winograd kernels cannot do."""
+    layer = Conv2D(32, 32, k, padding=padding, rng=1)
+    assert conv_paths(layer, (2, 12, 12, 32))["dx"] not in ("winograd", "direct")

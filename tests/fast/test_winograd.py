@@ -1,0 +1,216 @@
+"""The Winograd convolutions: F(4x4, 3x3) for forward and dx (fast/kernels/winograd.py) and
+F(3x3, 4x4) for dW (fast/kernels/winograd_grad.py), driven by fast/conv_winograd.py: against
+direct sums, their NumPy twins, and Conv2D's other paths."""
+import numpy as np
+import pytest
+
+import minicnn.fast.conv_winograd as cw
+from minicnn.fast.conv_direct import direct_forward
+from minicnn.fast.conv_winograd import winograd_forward, winograd_weight_grad
+from minicnn.fast.kernels.direct import direct_conv_reference
+from minicnn.fast.kernels.winograd import G, weight_transform, winograd_reference
+from minicnn.fast.kernels.winograd_grad import winograd_weight_grad_reference
+
+from helpers import forward_backward, rel_err, spy
+
+WINOGRAD_TOL = 3e-5     # float32: the transforms scale by up to 8 and 1/24 (kernels/winograd.py)
+
+
+# ---- F(4x4, 3x3): forward and dx ------------------------------------------------------
+def test_weight_transform_is_G_g_Gt_packed():
+    W = np.random.default_rng(0).standard_normal((3, 3, 5, 64))
+    want = np.einsum("ai,ijcf,bj->abcf", G, W, G).reshape(36, 5, 64)
+    got = weight_transform(W)                                   # (36, F/32, C, 32)
+    assert got.shape == (36, 2, 5, 32)
+    np.testing.assert_allclose(got.transpose(0, 2, 1, 3).reshape(36, 5, 64), want,
+                               rtol=1e-13, atol=1e-13)
+
+
+BLAS_PRODUCTS = {"matmul", "dot", "vdot", "inner", "tensordot", "einsum", "multi_dot"}
+
+
+class Recorder(np.ndarray):
+    """An array that records the name of every NumPy ufunc and function applied to it
+    (and to the arrays computed from it)."""
+    seen = []
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        Recorder.seen.append(ufunc.__name__)
+        plain = [i.view(np.ndarray) if isinstance(i, Recorder) else i for i in inputs]
+        out = getattr(ufunc, method)(*plain, **kwargs)
+        return out.view(Recorder) if isinstance(out, np.ndarray) else out
+
+    def __array_function__(self, func, types, args, kwargs):
+        Recorder.seen.append(func.__name__)
+        return super().__array_function__(func, types, args, kwargs)
+
+
+def test_weight_transform_makes_no_blas_call():
+    """The transform runs right before the Winograd blocks: a multi-threaded BLAS product
+    in it would leave OpenBLAS's threads spinning and slow what follows (the CPU time they
+    burn is measured by benchmarks/bench_spinning_threads.py), so it is written as sums of
+    slices. Checked functionally: no BLAS product touches the weights or what is computed
+    from them, and the result is the same."""
+    W = np.random.default_rng(0).standard_normal((3, 3, 8, 64)).astype(np.float32)
+    Recorder.seen = []
+    got = weight_transform(W.view(Recorder))
+    assert "multiply" in Recorder.seen                     # the recording works
+    assert not BLAS_PRODUCTS & set(Recorder.seen), Recorder.seen
+    np.testing.assert_array_equal(np.asarray(got), weight_transform(W))
+
+
+@pytest.mark.parametrize("N,H,W,C,F,pt,pl,pb,pr", [
+    (2, 7, 7, 8, 32, 1, 1, 1, 1), (3, 6, 5, 4, 64, 1, 1, 1, 1), (1, 8, 9, 3, 32, 0, 0, 0, 0),
+    (2, 5, 6, 16, 96, 2, 1, 0, 1), (4, 3, 3, 2, 32, 1, 1, 1, 1), (1, 15, 15, 64, 32, 1, 1, 1, 1),
+    (5, 16, 16, 32, 64, 1, 1, 1, 1), (3, 13, 22, 24, 32, 1, 1, 1, 1),
+    (1, 4, 8, 16, 32, 1, 1, 1, 1), (2, 7, 9, 16, 32, 2, 2, 2, 2), (2, 9, 7, 16, 32, 0, 2, 2, 0)])
+@pytest.mark.parametrize("bias,relu", [(False, False), (True, False), (True, True)])
+def test_winograd_matches_direct_sum_and_twin(N, H, W, C, F, pt, pl, pb, pr, bias, relu):
+    rng = np.random.default_rng(N + H + W + C + F)
+    x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    Wt = rng.standard_normal((3, 3, C, F)).astype(np.float32)
+    b = rng.standard_normal(F).astype(np.float32) if bias else None
+    OH, OW = H + pt + pb - 2, W + pl + pr - 2
+    y = winograd_forward(x, Wt, b, pt, pl, OH, OW, relu)
+    ref = direct_conv_reference(x.astype(np.float64), Wt.astype(np.float64), pt, pl, OH, OW)
+    if bias:
+        ref = ref + b
+    twin = winograd_reference(x.astype(np.float64), Wt.astype(np.float64), b, pt, pl, OH, OW)
+    np.testing.assert_allclose(twin, ref, rtol=1e-10, atol=1e-10)        # the algorithm is exact
+    if relu:
+        ref = np.maximum(ref, 0)
+    assert y.shape == (N, OH, OW, F) and y.dtype == np.float32
+    assert rel_err(y, ref) < WINOGRAD_TOL                                 # float32 rounding
+
+
+@pytest.mark.parametrize("tiles_per_block", [1, 2, 5])
+def test_winograd_any_block_size_gives_the_same_result(monkeypatch, tiles_per_block):
+    """Blocks of one tile row, blocks with fewer than 3 tiles, a short last block: all
+    give what the default blocking gives (each output is summed in a fixed order)."""
+    rng = np.random.default_rng(tiles_per_block)
+    x = rng.standard_normal((3, 11, 23, 16)).astype(np.float32)
+    Wt = rng.standard_normal((3, 3, 16, 32)).astype(np.float32)
+    want = winograd_forward(x, Wt, None, 1, 1, 11, 23)
+    monkeypatch.setattr(cw, "TILES_PER_BLOCK", tiles_per_block)
+    np.testing.assert_array_equal(winograd_forward(x, Wt, None, 1, 1, 11, 23), want)
+    ref = direct_conv_reference(x.astype(np.float64), Wt.astype(np.float64), 1, 1, 11, 23)
+    assert rel_err(want, ref) < WINOGRAD_TOL
+
+
+def test_winograd_on_a_strided_input_view():
+    """A non-contiguous x (a slice of a bigger array) gives the same result as its copy."""
+    rng = np.random.default_rng(1)
+    big = rng.standard_normal((4, 12, 12, 64)).astype(np.float32)
+    Wt = rng.standard_normal((3, 3, 32, 32)).astype(np.float32)
+    view = big[::2, :, :, :32]
+    np.testing.assert_array_equal(winograd_forward(view, Wt, None, 1, 1, 12, 12),
+                                  winograd_forward(view.copy(), Wt, None, 1, 1, 12, 12))
+
+
+def test_winograd_refuses_what_it_cannot_do():
+    x = np.zeros((1, 6, 6, 4), np.float32)
+    W32 = np.zeros((3, 3, 4, 32), np.float32)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        winograd_forward(x, np.zeros((3, 3, 4, 48), np.float32), None, 1, 1, 6, 6)
+    with pytest.raises(ValueError, match="3x3 kernel"):
+        winograd_forward(x, np.zeros((5, 5, 4, 32), np.float32), None, 2, 2, 6, 6)
+    with pytest.raises(TypeError, match="float32"):
+        winograd_forward(x.astype(np.float64), np.zeros((3, 3, 4, 32)), None, 1, 1, 6, 6)
+    with pytest.raises(ValueError, match="agree on C"):
+        winograd_forward(x, np.zeros((3, 3, 5, 32), np.float32), None, 1, 1, 6, 6)
+    with pytest.raises(ValueError, match=">= 0"):
+        winograd_forward(x, W32, None, -1, 1, 6, 6)
+    with pytest.raises(TypeError, match="integers"):
+        winograd_forward(x, W32, None, 1.0, 1, 6, 6)
+    with pytest.raises(ValueError, match=r"bias must have shape \(32,\)"):
+        winograd_forward(x, W32, np.zeros(16, np.float32), 1, 1, 6, 6)
+    with pytest.raises(ValueError, match="empty"):
+        winograd_forward(x, W32, None, 0, 0, 0, 4)
+    with pytest.raises(ValueError, match=r"bias must have shape \(32,\)"):      # direct, too
+        direct_forward(x, W32, np.zeros(33, np.float32), 1, 1, 6, 6)
+
+
+@pytest.mark.parametrize("C,F,H,padding,calls", [
+    (32, 32, 12, "same", 2), (64, 128, 8, "same", 2), (128, 64, 7, "same", 2),
+    (24, 64, 9, "same", 1), (32, 32, 11, "valid", 2), (32, 32, 8, 2, 2)])
+def test_conv2d_winograd_path_matches_other_path(monkeypatch, C, F, H, padding, calls):
+    """Forward and dx by Winograd (checked by a spy; dx with 24 output channels cannot)
+    against the im2col paths only, on maps H x (H + 3) with padding 1, 0 and 2 (dx is
+    then padded by 1, 2 and 0)."""
+    rng = np.random.default_rng(C + F + H)
+    x = rng.standard_normal((3, H, H + 3, C)).astype(np.float32)
+    seen = spy(monkeypatch, "winograd_forward")
+    fast = forward_backward(C, F, H, padding, x)
+    assert seen == ["winograd_forward"] * calls                      # forward (and dx)
+    plain = forward_backward(C, F, H, padding, x, allow_winograd=False, allow_direct=False)
+    for got, want in zip(fast, plain):
+        assert got.shape == want.shape and rel_err(got, want) < WINOGRAD_TOL
+
+
+# ---- F(3x3, 4x4): dW ---------------------------------------------------------------------
+def dW_direct_sum(x, dy, pt, pl):
+    """dW[kh, kw] = sum over images and pixels of x_pad[i + kh, j + kw] dy[i, j], float64."""
+    N, H, W, C = x.shape
+    OH, OW = dy.shape[1:3]
+    xp = np.zeros((N, OH + 2, OW + 2, C))
+    h, w = min(H, OH + 2 - pt), min(W, OW + 2 - pl)
+    xp[:, pt:pt + h, pl:pl + w] = x[:, :h, :w]
+    return np.stack([np.stack([np.einsum("nijc,nijf->cf", xp[:, kh:kh + OH, kw:kw + OW], dy)
+                               for kw in range(3)]) for kh in range(3)])
+
+
+@pytest.mark.parametrize("N,H,W,C,F,pt,pl,pb,pr", [
+    (2, 8, 8, 4, 16, 1, 1, 1, 1), (3, 7, 9, 8, 32, 1, 1, 1, 1), (1, 10, 6, 4, 16, 0, 2, 2, 0),
+    (2, 5, 5, 12, 16, 2, 2, 2, 2), (2, 16, 16, 32, 64, 1, 1, 1, 1), (1, 3, 4, 4, 48, 1, 1, 1, 1)])
+def test_winograd_weight_grad_matches_direct_sum_and_twin(N, H, W, C, F, pt, pl, pb, pr):
+    rng = np.random.default_rng(N + H + W + C + F)
+    OH, OW = H + pt + pb - 2, W + pl + pr - 2
+    x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    dy = rng.standard_normal((N, OH, OW, F)).astype(np.float32)
+    want = dW_direct_sum(x.astype(np.float64), dy.astype(np.float64), pt, pl)
+    twin = winograd_weight_grad_reference(x.astype(np.float64), dy.astype(np.float64), pt, pl)
+    np.testing.assert_allclose(twin, want, rtol=1e-10, atol=1e-10)        # the algorithm is exact
+    got = winograd_weight_grad(x, dy, pt, pl, 4)
+    assert got.shape == (3, 3, C, F) and got.dtype == np.float32
+    assert rel_err(got, want) < WINOGRAD_TOL
+
+
+@pytest.mark.parametrize("tiles_per_block,groups", [(1, 4), (2, 3), (5, 1), (100, 2)])
+def test_winograd_weight_grad_any_blocking_same_numbers(monkeypatch, tiles_per_block, groups):
+    """The same groups give bit-identical results whatever the block size or thread
+    timing; other groupings agree to rounding."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 11, 13, 8)).astype(np.float32)
+    dy = rng.standard_normal((3, 11, 13, 16)).astype(np.float32)
+    base = winograd_weight_grad(x, dy, 1, 1, groups)
+    np.testing.assert_array_equal(winograd_weight_grad(x, dy, 1, 1, groups), base)
+    monkeypatch.setattr(cw, "GRAD_TILES_PER_BLOCK", tiles_per_block)
+    got = winograd_weight_grad(x, dy, 1, 1, groups)
+    assert rel_err(got, dW_direct_sum(x.astype(np.float64), dy.astype(np.float64), 1, 1)) < WINOGRAD_TOL
+
+
+def test_winograd_weight_grad_refuses_what_it_cannot_do():
+    x = np.zeros((2, 8, 8, 4), np.float32)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        winograd_weight_grad(np.zeros((2, 8, 8, 3), np.float32), np.zeros((2, 8, 8, 16), np.float32), 1, 1, 4)
+    with pytest.raises(ValueError, match="multiple of 4"):             # F % 16
+        winograd_weight_grad(x, np.zeros((2, 8, 8, 8), np.float32), 1, 1, 4)
+    with pytest.raises(ValueError, match="batch"):
+        winograd_weight_grad(x, np.zeros((3, 8, 8, 16), np.float32), 1, 1, 4)
+    with pytest.raises(TypeError, match="float32"):
+        winograd_weight_grad(x.astype(np.float64), np.zeros((2, 8, 8, 16)), 1, 1, 4)
+
+
+@pytest.mark.parametrize("C,F,H,padding", [(32, 32, 12, "same"), (24, 64, 9, "same"),
+                                           (8, 16, 10, "valid"), (16, 48, 8, 2)])
+def test_conv2d_winograd_weight_grad_matches_other_path(monkeypatch, C, F, H, padding):
+    """dW (and db) of the whole layer with the Winograd dW (checked by a spy) against the
+    im2col paths only."""
+    rng = np.random.default_rng(C + F + H)
+    x = rng.standard_normal((2, H, H + 2, C)).astype(np.float32)
+    seen = spy(monkeypatch, "winograd_weight_grad")
+    fast = forward_backward(C, F, H, padding, x)
+    assert seen == ["winograd_weight_grad"]
+    plain = forward_backward(C, F, H, padding, x, allow_winograd=False, allow_direct=False)
+    for got, want in zip(fast, plain):
+        assert got.shape == want.shape and rel_err(got, want) < WINOGRAD_TOL

@@ -1,0 +1,174 @@
+"""Sequential (minicnn/nn/sequential.py): whole-network gradients, training, prediction,
+fused steps, saving and loading."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn.gradcheck import check_model
+from minicnn.nn import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
+from minicnn.nn.loss import softmax_cross_entropy
+from minicnn.optim import Adam
+from minicnn.zoo import airbench
+
+
+def small_net(dtype=np.float32):
+    return mc.Sequential([
+        mc.Conv2D(3, 4, 3, bias=False, rng=0, dtype=dtype), mc.BatchNorm2D(4, dtype=dtype), mc.GELU(),
+        mc.MaxPool2D(2),
+        mc.Conv2D(4, 6, 3, stride=2, padding=1, rng=1, dtype=dtype), mc.LeakyReLU(0.1),
+        mc.Flatten(), mc.Dense(6 * 2 * 2, 5, rng=2, dtype=dtype),
+    ])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_whole_network_gradcheck(rng, training):
+    model = small_net(np.float64)
+    model[1].buffers["running_var"][...] = [0.5, 1.0, 2.0, 1.5]
+    x = rng.standard_normal((3, 6, 6, 3))
+    errors = check_model(model, softmax_cross_entropy, x, np.array([0, 4, 2]), training=training)
+    assert set(errors) == {"x", "0.W", "1.gamma", "1.beta", "4.W", "4.b", "7.W", "7.b"}
+    bad = {k: v for k, v in errors.items() if not v < 1e-6}
+    assert not bad, bad
+
+
+def test_float32_end_to_end(rng):
+    model = small_net()
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    logits = model.forward(x, training=True)
+    assert logits.dtype == np.float32
+    _, d = softmax_cross_entropy(logits, np.array([1, 2]))
+    model.backward(d)
+    for name, p, g in model.named_parameters():
+        assert p.dtype == np.float32 and g.dtype == np.float32, name
+
+
+def test_tiny_network_memorises_32_images(rng):
+    x = rng.standard_normal((32, 8, 8, 3)).astype(np.float32)
+    y = rng.integers(0, 10, 32)
+    model = mc.Sequential([
+        mc.Conv2D(3, 16, 3, rng=0), mc.ReLU(), mc.MaxPool2D(2),
+        mc.Flatten(), mc.Dense(4 * 4 * 16, 10, rng=1),
+    ])
+    opt = Adam(model.named_parameters(), lr=3e-3)
+    first = None
+    for step in range(300):
+        loss, d = softmax_cross_entropy(model.forward(x, training=True), y)
+        first = loss if first is None else first
+        model.backward(d)
+        opt.step()
+    assert first > 2.0
+    assert loss < 0.01, f"loss after 300 steps {loss:.4f}"
+    assert (model.predict(x).argmax(1) == y).all()
+
+
+def test_predict_matches_eval_forward(rng):
+    model = small_net()
+    x = rng.standard_normal((7, 6, 6, 3)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, batch_size=3), model.forward(x, training=False),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_state_dict_round_trip_and_save_load(tmp_path, rng):
+    a, b = small_net(), small_net()
+    for p in b.parameters():
+        p[...] = rng.standard_normal(p.shape)
+    a[1].buffers["running_mean"][...] = 3.0
+    assert "1.running_mean" in a.state_dict() and "1.running_mean" not in dict(
+        (n, p) for n, p, _ in a.named_parameters())
+    a.save(tmp_path / "w.npz")
+    b.load(tmp_path / "w.npz")
+    for (n, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
+        np.testing.assert_array_equal(p, q, err_msg=n)
+
+
+def test_save_is_atomic_and_appends_npz(tmp_path, monkeypatch):
+    a = small_net()
+    a.save(tmp_path / "w")                                   # np.savez's naming: w.npz
+    before = (tmp_path / "w.npz").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", crash)
+    for p in a.parameters():
+        p += 1.0
+    with pytest.raises(OSError, match="disk full"):
+        a.save(tmp_path / "w.npz")
+    assert (tmp_path / "w.npz").read_bytes() == before       # the old file is whole
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["w.npz"]   # no temp file left
+
+
+def test_load_state_dict_errors(tmp_path):
+    model = small_net()
+    state = model.state_dict()
+    del state["0.W"]
+    state["99.W"] = np.zeros(3, dtype=np.float32)
+    state["7.b"] = np.zeros(4, dtype=np.float32)
+    with pytest.raises(ValueError) as e:
+        model.load_state_dict(state)
+    msg = str(e.value)
+    assert "missing arrays ['0.W']" in msg and "unexpected arrays ['99.W']" in msg
+    assert "7.b (Dense.b): expected shape (5,), got (4,)" in msg
+    # An object array needs pickle: it must be refused, not executed.
+    np.savez(tmp_path / "evil.npz", **{"0.W": np.array([object()], dtype=object)})
+    with pytest.raises(ValueError, match="cannot read"):
+        model.load(tmp_path / "evil.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="cannot read"):
+        model.load(tmp_path / "junk.npz")
+
+
+def test_batchnorm_buffers_are_not_trained(rng):
+    model = small_net()
+    names = [n for n, _, _ in model.named_parameters()]
+    assert "1.running_mean" not in names and "1.running_var" not in names
+    model.forward(rng.standard_normal((4, 6, 6, 3)).astype(np.float32), training=True)
+    assert not np.allclose(model[1].buffers["running_mean"], 0)   # updated by forward only
+    frozen = mc.BatchNorm2D(4, freeze_scale=True)
+    assert "gamma" in frozen.frozen
+
+
+def test_predict_keeps_nothing_for_backward_and_matches_forward(rng):
+    model = airbench(widths=(4, 8, 8), rng=0)
+    x = rng.standard_normal((6, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, batch_size=4), model.forward(x), rtol=1e-6, atol=1e-6)
+    model.predict(x)
+    for layer in model:
+        assert all(getattr(layer, name) is None for name in layer.cached), layer
+    with pytest.raises(RuntimeError, match="call forward"):
+        model.backward(np.ones((6, 10), np.float32))
+    model.forward(x, training=True)                          # a training pass re-arms backward
+    model.backward(np.ones((6, 10), np.float32))
+    assert np.abs(model[2].grads["W"]).sum() > 0
+
+
+def test_sequential_fuses_conv_and_relu(monkeypatch):
+    """Conv2D + ReLU fused in Sequential (forward, backward, predict) gives the same numbers
+    as the layers run one by one."""
+    def net():
+        return Sequential([Conv2D(3, 16, 3, rng=0), ReLU(), Conv2D(16, 16, 3, rng=1), ReLU(),
+                           MaxPool2D(2), Conv2D(16, 8, 3, rng=2), ReLU(), Flatten(),
+                           Dense(6 * 6 * 8, 10, rng=3)])
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 12, 12, 3)).astype(np.float32)   # 12 wide: the direct path
+    labels = np.array([0, 1, 2, 3])
+    fused, plain = net(), net()
+    assert fused.steps == [(0, 1), (2, 3), (4,), (5, 6), (7,), (8,)]
+    calls = []
+    real = ReLU.forward_fused
+    monkeypatch.setattr(ReLU, "forward_fused", lambda self, y: calls.append(y.shape) or real(self, y))
+    logits = fused.forward(x, training=True)
+    monkeypatch.undo()
+    assert len(calls) == 3                          # every Conv2D + ReLU pair was fused
+    fused.backward(softmax_cross_entropy(logits, labels)[1])
+    h = x
+    for layer in plain.layers:                      # one by one: no fusion
+        h = layer.forward(h, training=True)
+    d = softmax_cross_entropy(h, labels)[1]
+    for layer in reversed(plain.layers):
+        d = layer.backward(d)
+    np.testing.assert_allclose(logits, h, rtol=1e-6, atol=1e-6)
+    assert (logits != 0).any()
+    for (name, _, g1), (_, _, g2) in zip(fused.named_parameters(), plain.named_parameters()):
+        np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(fused.predict(x, batch_size=3), h, rtol=1e-6, atol=1e-6)

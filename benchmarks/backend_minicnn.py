@@ -19,15 +19,11 @@ import time
 
 import numpy as np
 
+from subject import Subject
+
 LR = 1e-3
 
 
-class Subject:
-    def __init__(self, run, meta):
-        self._run, self.meta = run, meta
-
-    def run_once(self):
-        return self._run()
 
 
 def init(threads):

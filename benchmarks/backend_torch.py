@@ -27,15 +27,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from subject import Subject
+
 LR = 1e-3
 
 
-class Subject:
-    def __init__(self, run, meta):
-        self._run, self.meta = run, meta
-
-    def run_once(self):
-        return self._run()
 
 
 def init(threads):

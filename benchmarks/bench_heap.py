@@ -72,6 +72,7 @@ def measure(net, batch, steps, keep):
 
 
 def main():
+    # the options of bench_idle.py too: each benchmark script stands alone, on purpose
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--net", choices=("simple", "airbench"), default="simple")

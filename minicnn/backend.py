@@ -78,13 +78,14 @@ class use_backend:
 def fast_implementation(layer_type, pass_name):
     """The fast backend's function for this pass of ``layer_type``, or None.
 
-    A subclass inherits its base class's fast code, unless it redefines that pass's
-    reference method: then it has changed the maths, and runs its own reference code."""
+    A subclass inherits its base class's fast code, unless it redefines a reference
+    method (of either pass: forward and backward share what forward keeps): then it has
+    changed the maths, and both its passes run its own reference code."""
     for cls in layer_type.__mro__:
         fn = _fast.get((cls, pass_name))
         if fn is not None:
             return fn
-        if pass_name + "_reference" in vars(cls):
+        if {"forward_reference", "backward_reference"} & vars(cls).keys():
             return None
     return None
 
@@ -93,7 +94,8 @@ def run(layer, pass_name, *args, **kwargs):
     """Compute one pass of ``layer`` on the active backend (forward) or on the backend
     that ran its forward (backward)."""
     if pass_name == "forward":
-        layer.ran_on = _active
+        fast = _active == "fast" and fast_implementation(type(layer), "forward") is not None
+        layer.ran_on = "fast" if fast else "reference"      # the code that actually runs
     elif layer.ran_on is None:
         raise RuntimeError(f"{layer.name}.{pass_name}: call forward first (backward uses what "
                            f"forward kept)")

@@ -43,7 +43,7 @@ import numpy as np
 
 from .checkpoint import CheckpointError, load_checkpoint, unflatten
 from .data import load_cifar10, standardize
-from .data.layout import DatasetError, DatasetNotFoundError
+from .data.files import DatasetError, DatasetNotFoundError
 from .nn.loss import softmax
 from .train import pictures
 from .train.evaluate import predict_logits

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from .download import download_cifar10
-from .layout import (BIN_ARCHIVE, BIN_DIR, PY_ARCHIVE, PY_DIR, DatasetError,  # noqa: F401
+from .files import (BIN_ARCHIVE, BIN_DIR, PY_ARCHIVE, PY_DIR, DatasetError,  # noqa: F401
                      DatasetNotFoundError)
 
 H, W, C = 32, 32, 3

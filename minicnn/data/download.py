@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from tqdm import tqdm
 
-from .layout import BIN_ARCHIVE, BIN_DIR, PY_ARCHIVE, PY_DIR, DatasetError
+from .files import BIN_ARCHIVE, BIN_DIR, PY_ARCHIVE, PY_DIR, DatasetError
 
 ARCHIVES = {  # layout -> (url, published md5, archive file name, folder it extracts to)
     "binary": ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",

@@ -30,7 +30,7 @@ if "NUMBA_SLP_VECTORIZE" not in os.environ:
     elif not sys.modules["numba"].config.SLP_VECTORIZE:
         warnings.warn("minicnn: numba was imported before minicnn without NUMBA_SLP_VECTORIZE=1, "
                       "so the direct and Winograd convolutions are off and Conv2D uses its slower "
-                      "im2col paths; import minicnn first, or set NUMBA_SLP_VECTORIZE=1",
+                      "paths; import minicnn first, or set NUMBA_SLP_VECTORIZE=1",
                       RuntimeWarning, stacklevel=2)
 
 from . import conv, layers  # noqa: E402,F401  (registers the fast passes)

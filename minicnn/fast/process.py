@@ -54,7 +54,7 @@ def let_idle_openmp_threads_sleep():
         return False
     if openmp_threads_started():
         warnings.warn("minicnn.tune_process: numba's OpenMP threads already started, so they "
-                      "keep spinning when idle (about 10-20% slower training on 2 cores); call "
+                      "keep spinning when idle (slower training: docs/performance.md); call "
                       "tune_process() before running any layer, or set OMP_WAIT_POLICY=PASSIVE "
                       "in the environment", RuntimeWarning, stacklevel=3)
         return False

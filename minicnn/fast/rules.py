@@ -5,8 +5,8 @@ algorithms in the order they are tried; the first whose test holds runs:
 
     pass      tried in order
     forward   winograd -> direct -> taps -> im2col
-    dx        winograd -> direct -> col2im -> taps -> im2col     (winograd, direct, taps,
-                                                                   im2col: the flipped kernel)
+    dx        winograd -> direct -> taps -> im2col -> col2im     (all but col2im: the
+                                                                   flipped kernel, stride 1)
     dW, db    winograd -> direct -> taps -> im2col
 
 The algorithms (minicnn/fast/conv.py drives them):
@@ -70,7 +70,7 @@ def winograd_common(layer, side):
             and side >= MIN_WINOGRAD_SIDE)
 
 
-def winograd_forward(layer, shape):
+def winograd_forward_fits(layer, shape):
     """3x3, a product at least MIN_WINOGRAD_CHANNELS deep and a multiple of 32 wide."""
     return (tiles_can_run(layer, shape) and winograd_common(layer, min(shape.OH, shape.OW))
             and layer.C >= MIN_WINOGRAD_CHANNELS and layer.F % WINOGRAD_BLOCK_CHANNELS == 0)
@@ -82,14 +82,14 @@ def flipped_kernel_fits(layer, shape):
             and layer.KW - 1 - shape.pad_left >= 0)
 
 
-def winograd_dx(layer, shape):
-    """As winograd_forward for the flipped kernel: F and C swap roles."""
+def winograd_dx_fits(layer, shape):
+    """As winograd_forward_fits for the flipped kernel: F and C swap roles."""
     return (flipped_kernel_fits(layer, shape) and tiles_can_run(layer, shape)
             and winograd_common(layer, min(shape.H, shape.W))
             and layer.F >= MIN_WINOGRAD_CHANNELS and layer.C % WINOGRAD_BLOCK_CHANNELS == 0)
 
 
-def winograd_dW(layer, shape):
+def winograd_dW_fits(layer, shape):
     """4 x 16 tiles (C % 4, F % 16); at C * F above MAX_WINOGRAD_DW_SIZE its products'
     strided reads lose to the other paths."""
     return (shape.need_dW and tiles_can_run(layer, shape)
@@ -102,19 +102,19 @@ def direct_common(layer, shape, width):
     return layer.allow_direct and tiles_can_run(layer, shape) and width >= MIN_DIRECT_WIDTH
 
 
-def direct_forward(layer, shape):
+def direct_forward_fits(layer, shape):
     """Thin products: at most MAX_DIRECT_CHANNELS outputs, a tile width dividing F."""
     return (direct_common(layer, shape, shape.OW) and layer.F <= MAX_DIRECT_CHANNELS
             and tile_width(layer.F, shape.OW) > 0)
 
 
-def direct_dx(layer, shape):
-    """As direct_forward for the flipped kernel (C outputs, on the input's width)."""
+def direct_dx_fits(layer, shape):
+    """As direct_forward_fits for the flipped kernel (C outputs, on the input's width)."""
     return (flipped_kernel_fits(layer, shape) and direct_common(layer, shape, shape.W)
             and layer.C <= MAX_DIRECT_CHANNELS and tile_width(layer.C, shape.W) > 0)
 
 
-def direct_dW(layer, shape):
+def direct_dW_fits(layer, shape):
     """4 x 16 tiles (C % 4, F % 16), both at most MAX_DIRECT_CHANNELS."""
     return (shape.need_dW and direct_common(layer, shape, shape.OW) and layer.C % 4 == 0
             and layer.F % 16 == 0 and max(layer.C, layer.F) <= MAX_DIRECT_CHANNELS)
@@ -124,24 +124,28 @@ def taps_threshold(layer):
     return TAPS_MIN_PADDING if layer.taps_min_padding is None else layer.taps_min_padding
 
 
-def taps_forward(layer, shape):
+def taps_forward_fits(layer, shape):
     """At least TAPS_MIN_PADDING of the im2col entries would be padding zeros."""
     share = padding_share(shape.H, shape.W, layer.KH, layer.KW, layer.stride, shape.pad_top,
                           shape.pad_left, shape.OH, shape.OW)
     return share >= taps_threshold(layer)
 
 
-def taps_dx(layer, shape):
-    """taps_forward for the flipped-kernel convolution of dy (OH x OW in, H x W out)."""
+def taps_dx_fits(layer, shape):
+    """flipped_dx_fits, and taps_forward_fits for the flipped-kernel convolution of dy
+    (OH x OW in, H x W out)."""
+    if not flipped_dx_fits(layer, shape):
+        return False
     share = padding_share(shape.OH, shape.OW, layer.KH, layer.KW, 1,
                           layer.KH - 1 - shape.pad_top, layer.KW - 1 - shape.pad_left,
                           shape.H, shape.W)
     return share >= taps_threshold(layer)
 
 
-def col2im_dx(layer, shape):
-    """Stride > 1 (no flipped-kernel form) or F > C (the product dy @ W.T is the smaller)."""
-    return layer.stride != 1 or layer.F > layer.C
+def flipped_dx_fits(layer, shape):
+    """dx as im2col(dy) @ Wflip: stride 1 (the flipped-kernel form exists) and F <= C (at
+    F > C the product dy @ W.T of col2im is the smaller)."""
+    return layer.stride == 1 and layer.F <= layer.C
 
 
 def always(layer, shape):
@@ -151,11 +155,11 @@ def always(layer, shape):
 
 # -- the table -----------------------------------------------------------------------------
 CONV2D_RULE = {
-    "forward": (("winograd", winograd_forward), ("direct", direct_forward),
-                ("taps", taps_forward), ("im2col", always)),
-    "dx": (("winograd", winograd_dx), ("direct", direct_dx), ("col2im", col2im_dx),
-           ("taps", taps_dx), ("im2col", always)),
-    "dW": (("winograd", winograd_dW), ("direct", direct_dW), ("taps", taps_forward),
+    "forward": (("winograd", winograd_forward_fits), ("direct", direct_forward_fits),
+                ("taps", taps_forward_fits), ("im2col", always)),
+    "dx": (("winograd", winograd_dx_fits), ("direct", direct_dx_fits), ("taps", taps_dx_fits),
+           ("im2col", flipped_dx_fits), ("col2im", always)),
+    "dW": (("winograd", winograd_dW_fits), ("direct", direct_dW_fits), ("taps", taps_forward_fits),
            ("im2col", always)),
 }
 

@@ -117,6 +117,8 @@ class LeakyReLU(Elementwise):
         return leaky_relu_backward(self.x, dy, self.alpha)
 
 
+# LeakyReLU and GELU each validate one option and show it in repr: the same few lines,
+# kept in each class so that every activation reads on its own.
 class GELU(Elementwise):
     """GELU(x) = x * Phi(x). ``approximate=False`` (default) uses the exact erf
     form; ``approximate=True`` the tanh form."""

@@ -125,13 +125,17 @@ class AvgPool2D(_Pool2D):
         return dx
 
 
-class GlobalAvgPool2D(Layer):
+class GlobalPool2D(Layer):
+    """A pool over the whole map: (N, H, W, C) -> (N, C)."""
+
     def output_shape(self, input_shape):
         return (input_shape[-1],)
 
     def flops(self, input_shape):
         return int(np.prod(input_shape))
 
+
+class GlobalAvgPool2D(GlobalPool2D):
     def forward(self, x, training=False):
         self.check_input(x, ndim=4)
         self.x_shape = x.shape
@@ -145,14 +149,8 @@ class GlobalAvgPool2D(Layer):
         return dx
 
 
-class GlobalMaxPool2D(Layer):
+class GlobalMaxPool2D(GlobalPool2D):
     cached = ("arg",)
-
-    def output_shape(self, input_shape):
-        return (input_shape[-1],)
-
-    def flops(self, input_shape):
-        return int(np.prod(input_shape))
 
     def forward(self, x, training=False):
         self.check_input(x, ndim=4)

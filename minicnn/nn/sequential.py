@@ -21,8 +21,9 @@ backward pass. While a forward hook is set, every layer runs on its own (no fusi
 so each one's output exists to be seen; the numbers are the same either way.
 
 The first layer's input is the data, whose gradient nobody needs: Sequential sets
-its ``needs_input_grad`` to False, so ``backward`` returns None (``input_gradient``
-computes it when wanted, e.g. for gradient checks or saliency).
+``needs_input_grad`` to False on it (and on every layer up to the first with params,
+which have nothing to train), so ``backward`` stops there and returns None
+(``input_gradient`` computes dL/dx when wanted, e.g. for gradient checks or saliency).
 """
 import os
 
@@ -43,7 +44,12 @@ class Sequential:
             raise ValueError("Sequential: expected at least one layer, got none")
         self.layers = layers
         self.released = False      # True after predict: the layers hold nothing for backward
-        self.layers[0].needs_input_grad = False          # its input is the data
+        # Up to the first layer with params, no input gradient is needed: the data's
+        # gradient nobody wants, and the layers before have no params to train.
+        first_with_params = next((i for i, l in enumerate(layers) if l.params), len(layers) - 1)
+        self.data_side = range(first_with_params + 1)
+        for i in self.data_side:
+            layers[i].needs_input_grad = False
         self.steps = self.plan_steps(fuse)
         self.forward_hooks, self.backward_hooks = [], []
 
@@ -100,6 +106,8 @@ class Sequential:
             raise RuntimeError("Sequential.backward: the last pass was predict(), which keeps "
                                "nothing for backward; call forward(x, training=...) first")
         for i in range(len(self.layers) - 1, -1, -1):
+            if dy is None:                   # below the first layer with params: nothing to do
+                break
             for hook in self.backward_hooks:
                 hook(i, self.layers[i], dy)
             dy = self.layers[i].backward(dy)
@@ -107,11 +115,13 @@ class Sequential:
 
     def input_gradient(self, dy):
         """Backward that also returns dL/dx for the network input (gradient checks)."""
-        self.layers[0].needs_input_grad = True
+        for i in self.data_side:
+            self.layers[i].needs_input_grad = True
         try:
             return self.backward(dy)
         finally:
-            self.layers[0].needs_input_grad = False
+            for i in self.data_side:
+                self.layers[i].needs_input_grad = False
 
     def predict(self, x, batch_size=500):
         """Logits for x in eval mode, computed batch by batch. Returns (N, K).
@@ -221,7 +231,7 @@ class Sequential:
         example (multiply-add = 2). ``input_shape`` excludes the batch axis. Fused
         pairs are marked. ``paths=True`` adds which code computes each layer's forward
         pass, dx and dW on the active backend, for a batch of ``batch_size``
-        (a Conv2D's choice depends on the batch shape: minicnn/fast/rules.py)."""
+        (a Conv2D's choice depends on its map sizes, channels and dtype: fast/rules.py)."""
         fused_into = {step[1]: step[0] for step in self.steps if len(step) == 2}
         rows, shape, total_p, total_f = [], tuple(input_shape), 0, 0
         for i, layer in enumerate(self.layers):

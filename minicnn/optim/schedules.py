@@ -75,12 +75,14 @@ def warmup_linear(total_steps, warmup_steps, start=0.0, final=0.0):
 
     def factor(s):
         if s < W:
-            return start + (1.0 - start) * s / W
+            return _warmup(s, W, start)
         return 1.0 + (final - 1.0) * (min(s, T) - W) / (T - W)
     return Schedule(factor, f"warmup_linear(total_steps={T}, warmup_steps={W}, "
                             f"start={start}, final={final})")
 
 
+# warmup_cosine differs from warmup_linear only after the warmup; their docstrings and
+# checks are alike so that each reads on its own (the shared warmup is _warmup).
 def warmup_cosine(total_steps, warmup_steps, start=0.0, final=0.0):
     """Linear warmup then cosine decay.
 
@@ -94,13 +96,18 @@ def warmup_cosine(total_steps, warmup_steps, start=0.0, final=0.0):
 
     def factor(s):
         if s < W:
-            return start + (1.0 - start) * s / W
+            return _warmup(s, W, start)
         return _cosine((min(s, T) - W) / (T - W), 1.0, final)
     return Schedule(factor, f"warmup_cosine(total_steps={T}, warmup_steps={W}, "
                             f"start={start}, final={final})")
 
 
 # -- helpers -----------------------------------------------------------------
+def _warmup(s, W, start):
+    """The linear warmup both schedules share: start at step 0, 1 at step W."""
+    return start + (1.0 - start) * s / W
+
+
 def _cosine(frac, high, low):
     """Half a cosine from ``high`` (frac=0) down to ``low`` (frac=1)."""
     return low + (high - low) * 0.5 * (1.0 + math.cos(math.pi * frac))

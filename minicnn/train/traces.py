@@ -441,7 +441,7 @@ def _load(run_dir, model=None, before_step=None):
     if not path.is_file():
         raise MissingTraceFile(f"{path}: no traces file (the run was trained without tracing: "
                                f"Trainer(trace_every=K), or --trace-every K in the example)")
-    try:
+    try:              # as checkpoint.py reads its JSON header, with this file's own error
         doc = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise TraceFileError(f"{path}: not valid JSON (half-written or damaged?): {e}") from e

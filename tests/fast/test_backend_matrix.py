@@ -83,14 +83,19 @@ def test_conv2d_every_path_matches_the_reference(monkeypatch, pass_name, path, d
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("channels", [(4, 6), (6, 4)], ids=["widening", "narrowing"])
 @pytest.mark.parametrize("stride, padding, kernel", [(2, "same", 3), (2, 1, 3), (1, "valid", 2),
-                                                     (1, 2, 3), (3, 0, 5)])
-def test_conv2d_rule_paths_match_the_reference_on_odd_shapes(dtype, stride, padding, kernel):
-    """Strides, wide paddings and even kernels, on whatever paths the rule takes."""
+                                                     (1, 2, 3), (1, 3, 3), (1, "same", 2),
+                                                     (1, 1, 1), (3, 0, 5)])
+def test_conv2d_rule_paths_match_the_reference_on_odd_shapes(dtype, channels, stride, padding,
+                                                             kernel):
+    """Strides, paddings wider than the kernel, even and 1x1 kernels, widening (dx by
+    col2im) and narrowing layers (dx by the flipped kernel), on the paths the rule takes."""
     rng = np.random.default_rng(1)
-    layer = Conv2D(4, 6, kernel, stride=stride, padding=padding, rng=2, dtype=dtype)
-    x = rng.standard_normal((3, 11, 9, 4)).astype(dtype)
-    y_shape = (3,) + layer.output_shape((11, 9, 4))
+    C, F = channels
+    layer = Conv2D(C, F, kernel, stride=stride, padding=padding, rng=2, dtype=dtype)
+    x = rng.standard_normal((3, 11, 9, C)).astype(dtype)
+    y_shape = (3,) + layer.output_shape((11, 9, C))
     dy = rng.standard_normal(y_shape).astype(dtype)
     y_ref, dx_ref, g_ref = passes(layer, x, dy, "reference")
     y, dx, g = passes(layer, x, dy, "fast")

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import minicnn.fast.rules as rules
-from minicnn.fast.rules import (CONV2D_RULE, conv_path, conv_paths, conv_shape, direct_dW,
-                                direct_dx, direct_forward, taps_forward, winograd_dW,
-                                winograd_dx, winograd_forward)
+from minicnn.fast.rules import (CONV2D_RULE, conv_path, conv_paths, conv_shape,
+                                direct_dW_fits, direct_dx_fits, direct_forward_fits,
+                                taps_forward_fits, winograd_dW_fits, winograd_dx_fits,
+                                winograd_forward_fits)
 from minicnn.nn import Conv2D
 
 
@@ -21,59 +22,59 @@ def shape(layer, H, W=None, dtype=np.float32, need_dW=True):
 
 def test_direct_rule():
     layer = Conv2D(32, 32, 3, rng=0)
-    assert direct_forward(layer, shape(layer, 32))
-    assert direct_dW(layer, shape(layer, 32))
-    assert not direct_forward(layer, shape(layer, 32, dtype=np.float64))  # gradient checks: im2col
-    assert not direct_forward(layer, shape(layer, 7))                     # small map: tap classes
+    assert direct_forward_fits(layer, shape(layer, 32))
+    assert direct_dW_fits(layer, shape(layer, 32))
+    assert not direct_forward_fits(layer, shape(layer, 32, dtype=np.float64))  # gradient checks: im2col
+    assert not direct_forward_fits(layer, shape(layer, 7))                     # small map: tap classes
     wide, wide_dx = Conv2D(32, 256, 3, rng=0), Conv2D(256, 32, 3, rng=0)
-    assert not direct_forward(wide, shape(wide, 32))                      # wide: OpenBLAS
-    assert not direct_dx(wide_dx, shape(wide_dx, 32))                     # (dx: C outputs)
+    assert not direct_forward_fits(wide, shape(wide, 32))                      # wide: OpenBLAS
+    assert not direct_dx_fits(wide_dx, shape(wide_dx, 32))                     # (dx: C outputs)
     forty = Conv2D(32, 40, 3, rng=0)
-    assert not direct_forward(forty, shape(forty, 32))                    # no tile fits 40 channels
+    assert not direct_forward_fits(forty, shape(forty, 32))                    # no tile fits 40 channels
     sixteen, sixteen_dx = Conv2D(32, 16, 3, rng=0), Conv2D(16, 32, 3, rng=0)
-    assert direct_forward(sixteen, shape(sixteen, 16))                    # 16 wide, 16 channels
-    assert direct_dx(sixteen_dx, shape(sixteen_dx, 16))
+    assert direct_forward_fits(sixteen, shape(sixteen, 16))                    # 16 wide, 16 channels
+    assert direct_dx_fits(sixteen_dx, shape(sixteen_dx, 16))
     strided = Conv2D(32, 32, 3, stride=2, rng=0)
-    assert not direct_forward(strided, shape(strided, 64))                # output 32 wide, stride 2
+    assert not direct_forward_fits(strided, shape(strided, 64))                # output 32 wide, stride 2
     rgb = Conv2D(3, 32, 3, rng=0)
-    assert not direct_dW(rgb, shape(rgb, 32))                             # C % 4
+    assert not direct_dW_fits(rgb, shape(rgb, 32))                             # C % 4
     layer.allow_direct = False
-    assert not direct_forward(layer, shape(layer, 32))
+    assert not direct_forward_fits(layer, shape(layer, 32))
 
 
 def test_direct_path_off_without_slp_vectorizer(monkeypatch):
     monkeypatch.setattr(rules, "slp_vectorizer_on", lambda: False)
     layer = Conv2D(32, 32, 3, rng=0)
-    assert not direct_forward(layer, shape(layer, 32))
+    assert not direct_forward_fits(layer, shape(layer, 32))
 
 
 def test_winograd_rule(monkeypatch):
     simple = Conv2D(32, 64, 3, rng=0)
-    assert winograd_forward(simple, shape(simple, 16)) and winograd_dx(simple, shape(simple, 16))
-    assert winograd_forward(simple, shape(simple, 7)) and not winograd_forward(simple, shape(simple, 6))
+    assert winograd_forward_fits(simple, shape(simple, 16)) and winograd_dx_fits(simple, shape(simple, 16))
+    assert winograd_forward_fits(simple, shape(simple, 7)) and not winograd_forward_fits(simple, shape(simple, 6))
     narrow = Conv2D(32, 8, 3, rng=0)
-    assert not winograd_dx(narrow, shape(narrow, 16))                     # dx: 8 inputs
-    assert not winograd_forward(simple, shape(simple, 16, dtype=np.float64))  # gradient checks
+    assert not winograd_dx_fits(narrow, shape(narrow, 16))                     # dx: 8 inputs
+    assert not winograd_forward_fits(simple, shape(simple, 16, dtype=np.float64))  # gradient checks
     rgb = Conv2D(3, 32, 3, rng=0)
-    assert not winograd_forward(rgb, shape(rgb, 32))                      # 3 input channels
+    assert not winograd_forward_fits(rgb, shape(rgb, 32))                      # 3 input channels
     first = Conv2D(24, 64, 3, rng=0)
-    assert winograd_forward(first, shape(first, 31)) and not winograd_dx(first, shape(first, 31))
+    assert winograd_forward_fits(first, shape(first, 31)) and not winograd_dx_fits(first, shape(first, 31))
     f48 = Conv2D(32, 48, 3, rng=0)
-    assert not winograd_forward(f48, shape(f48, 16))                      # F % 32
+    assert not winograd_forward_fits(f48, shape(f48, 16))                      # F % 32
     five = Conv2D(64, 256, 5, rng=0)
-    assert not winograd_forward(five, shape(five, 15))
+    assert not winograd_forward_fits(five, shape(five, 15))
     strided = Conv2D(64, 256, 3, stride=2, rng=0)
-    assert not winograd_forward(strided, shape(strided, 30))              # output 15 x 15
+    assert not winograd_forward_fits(strided, shape(strided, 30))              # output 15 x 15
     wide = Conv2D(256, 256, 3, rng=0)
-    assert not winograd_forward(wide, shape(wide, 3))                     # 3x3 maps
+    assert not winograd_forward_fits(wide, shape(wide, 3))                     # 3x3 maps
     monkeypatch.setattr(rules, "slp_vectorizer_on", lambda: False)
-    assert not winograd_forward(simple, shape(simple, 16))
+    assert not winograd_forward_fits(simple, shape(simple, 16))
 
 
 def test_winograd_weight_grad_rule():
     def dW(C, F, size, dtype=np.float32):
         layer = Conv2D(C, F, 3, rng=0)
-        return winograd_dW(layer, shape(layer, size, dtype=dtype))
+        return winograd_dW_fits(layer, shape(layer, size, dtype=dtype))
     assert dW(32, 32, 16)
     assert dW(24, 64, 31)
     assert not dW(3, 32, 32)                                              # C % 4
@@ -83,13 +84,13 @@ def test_winograd_weight_grad_rule():
     assert dW(64, 256, 15)
     assert not dW(256, 256, 7)
     frozen = Conv2D(32, 32, 3, rng=0)                                     # W frozen: db alone
-    assert not winograd_dW(frozen, shape(frozen, 16, need_dW=False))
+    assert not winograd_dW_fits(frozen, shape(frozen, 16, need_dW=False))
 
 
 def test_conv_takes_the_tap_path_on_small_maps_only():
     conv = Conv2D(4, 4, 3)
-    assert taps_forward(conv, shape(conv, 7)) and taps_forward(conv, shape(conv, 3))
-    assert not taps_forward(conv, shape(conv, 31)) and not taps_forward(conv, shape(conv, 32))
+    assert taps_forward_fits(conv, shape(conv, 7)) and taps_forward_fits(conv, shape(conv, 3))
+    assert not taps_forward_fits(conv, shape(conv, 31)) and not taps_forward_fits(conv, shape(conv, 32))
 
 
 def test_table_order_and_forced_paths():
@@ -97,7 +98,7 @@ def test_table_order_and_forced_paths():
     ``forced_paths`` overrides it for one pass."""
     assert {p: [name for name, _ in rows] for p, rows in CONV2D_RULE.items()} == {
         "forward": ["winograd", "direct", "taps", "im2col"],
-        "dx": ["winograd", "direct", "col2im", "taps", "im2col"],
+        "dx": ["winograd", "direct", "taps", "im2col", "col2im"],
         "dW": ["winograd", "direct", "taps", "im2col"]}
     layer = Conv2D(32, 64, 3, rng=0)
     assert conv_paths(layer, (2, 16, 16, 32)) == {"forward": "winograd", "dx": "winograd",
@@ -117,3 +118,15 @@ def test_padding_wider_than_the_kernel_keeps_dx_off_the_tiles(k, padding):
     p > k-1, which the direct and Winograd kernels cannot do."""
     layer = Conv2D(32, 32, k, padding=padding, rng=1)
     assert conv_paths(layer, (2, 12, 12, 32))["dx"] not in ("winograd", "direct")
+
+
+def test_flipped_kernel_dx_rows_hold_only_at_stride_1_and_narrowing_layers():
+    """The taps and im2col rows of dx compute the flipped-kernel convolution: they must not
+    hold where it does not exist (stride 2) or costs more than col2im (F > C)."""
+    strided, widening = Conv2D(8, 4, 3, stride=2, rng=0), Conv2D(4, 8, 3, rng=0)
+    for layer in (strided, widening):
+        s = shape(layer, 9, dtype=np.float64)
+        assert not rules.flipped_dx_fits(layer, s) and not rules.taps_dx_fits(layer, s)
+        assert conv_path(layer, "dx", s) == "col2im"
+    narrowing = Conv2D(8, 4, 3, rng=0)
+    assert conv_path(narrowing, "dx", shape(narrowing, 9, dtype=np.float64)) in ("taps", "im2col")

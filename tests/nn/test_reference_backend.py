@@ -189,3 +189,19 @@ def test_a_layer_of_your_own_needs_only_forward_and_backward():
         with mc.use_backend(name):
             errors = check_layer(layer, x)
         assert errors["x"] < 1e-8
+
+
+def test_a_subclass_redefining_one_pass_runs_both_on_its_reference_code():
+    """What forward keeps is private to the code that ran it: a subclass that redefines
+    forward_reference must not get the base class's fast backward."""
+    class ShiftedBN(mc.BatchNorm1D):
+        def forward_reference(self, x2, training):
+            return super().forward_reference(x2, training) + 1.0
+
+    layer = ShiftedBN(3, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    y = layer.forward(x, training=True)                          # the fast backend is active
+    assert layer.ran_on == "reference"
+    assert backend.fast_implementation(ShiftedBN, "backward") is None
+    dx = layer.backward(np.ones_like(y))
+    assert dx.shape == x.shape and np.abs(dx).max() < 1e-12      # d(sum of normalised)/dx = 0

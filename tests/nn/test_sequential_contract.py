@@ -107,7 +107,7 @@ def test_summary_paths_are_the_rule_of_each_conv():
 
 def test_the_rule_table_reads_top_to_bottom():
     for pass_name, rows in CONV2D_RULE.items():
-        assert rows[-1][0] in ("im2col",) and rows[-1][1](None, None)   # the catch-all last
+        assert rows[-1][0] in ("im2col", "col2im") and rows[-1][1](None, None)   # catch-all last
     thin = mc.Conv2D(32, 32, 3, rng=0)
     wide = mc.Conv2D(256, 256, 3, rng=0)
     strided = mc.Conv2D(16, 32, 3, stride=2, rng=0)
@@ -152,3 +152,17 @@ def test_hooks_see_every_layer_output_and_output_gradient():
     assert sorted(grads) == list(range(len(model)))
     np.testing.assert_array_equal(grads[len(model) - 1], dlogits)
     assert grads[0].shape == outputs[0].shape                 # dL/d(conv 0 output)
+
+
+def test_layers_before_the_first_with_params_skip_their_input_grad():
+    model = mc.Sequential([mc.Flatten(), mc.Dense(12, 4, rng=0), mc.ReLU(), mc.Dense(4, 3, rng=0)])
+    assert [layer.needs_input_grad for layer in model] == [False, False, True, True]
+    x = np.random.default_rng(0).standard_normal((5, 2, 2, 3)).astype(np.float32)
+    logits = model.forward(x, training=True)
+    seen = []
+    model.backward_hooks.append(lambda i, layer, dy: seen.append(i))
+    assert model.backward(np.ones_like(logits)) is None
+    assert seen == [3, 2, 1]                                  # Flatten's backward is not run
+    dx = model.input_gradient(np.ones_like(logits))
+    assert dx.shape == x.shape and np.abs(dx).sum() > 0
+    assert [layer.needs_input_grad for layer in model] == [False, False, True, True]

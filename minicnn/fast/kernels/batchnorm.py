@@ -53,6 +53,8 @@ def moments_partials(x2, shift, partials):
     return partials
 
 
+# dsums_partials walks the rows exactly as moments_partials does, with other sums: two
+# short kernels read better than one with a mode flag tested per element.
 @njit(parallel=True, cache=True)
 def dsums_partials(x2, dy2, mu, partials):
     """partials[b] = (sum dy, sum dy * (x - mu)) over block b's rows (mu float64)."""

@@ -129,6 +129,9 @@ def im2col_rows(x, KH, KW, stride, pad_top, pad_left, OH, OW, r0, cols):
     return cols
 
 
+# col2im_rows makes the same walk over windows as im2col_rows, adding instead of copying
+# (col2im is im2col's adjoint). Written out twice on purpose: each loop stays free of a
+# per-element copy-or-add branch, and each reads as its formula.
 @njit(nogil=True, cache=True, boundscheck=False)
 def col2im_rows(dcols, KH, KW, stride, pad_top, pad_left, OH, OW, r0, dx):
     """Add rows r0 .. r0+R-1 of ``dcols`` (R, KH*KW*C) onto ``dx`` (N, H, W, C).

@@ -87,6 +87,7 @@ def im2col_class_rows(x, kh0, kh1, kw0, kw1, stride, pad_top, pad_left, OW, pos,
     n, p = r0 // P, r0 % P                            # image n, p-th pixel of the class
     for row in range(R):
         cols_row = cols[row]
+        # the row walk of im2col_rows (im2col.py), over the class's taps only
         oh, ow = pos[p] // OW, pos[p] % OW
         iw0 = ow * stride - pad_left + kw0            # input column of the first valid tap
         for kh in range(kh0, kh1):
@@ -117,6 +118,8 @@ def scatter_rows(src, pos, r0, OHW, dst):
             n += 1
 
 
+# gather_rows is scatter_rows read backwards (its adjoint), the same loop with source and
+# destination swapped: two plain loops instead of one with a direction flag.
 @njit(nogil=True, cache=True, boundscheck=False)
 def gather_rows(src, pos, r0, OHW, dst):
     """dst[row] = src[n * OHW + pos[p]]: the adjoint selection of scatter_rows."""

@@ -155,6 +155,8 @@ def input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, par
     zero = np.float32(0.0)
     phase_len = TW + 1                                # positions per phase of the band
     C_u, row_len = uint64(C), uint64(TW * C)          # row_len: TW tiles x C channels
+    # The band copy below has a twin in winograd_grad.py (the dy band): a shared inline
+    # helper made both kernels slower per core (docs/performance.md), so each is written out.
     for i in range(6):                                # the band: 6 input rows, in phases
         ih = 4 * ty - pad_top + i                     # input row
         for w in range(4 * TW + 2):

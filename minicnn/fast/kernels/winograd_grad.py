@@ -115,6 +115,7 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
         n, ty = row // TH, row % TH
         input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, partial_V, offs,
                             V, V_k_stride, uint64((row - row0) * TW * C))
+        # the twin of the input band copy in winograd.py, written out for the same reason
         for a in range(4):                            # the dy band: 4 rows, in phases
             oh = 4 * ty + a
             for w in range(4 * TW):

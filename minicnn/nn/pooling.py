@@ -57,8 +57,6 @@ class _Pool2D(Layer):
         for label, v in (("pool_size", pool_size), ("stride", stride)):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{self.name}: {label} must be a positive int, got {v!r}")
-        if pool_size * pool_size > 127:
-            raise ValueError(f"{self.name}: pool_size must be at most 11, got {pool_size}")
         self.K, self.S = pool_size, stride
 
     def __repr__(self):
@@ -78,6 +76,11 @@ class _Pool2D(Layer):
 class MaxPool2D(_Pool2D):
     cached = ("arg",)
     arg = None
+
+    def __init__(self, pool_size=2, stride=None, name=None):
+        super().__init__(pool_size, stride, name)
+        if pool_size * pool_size > 127:            # the winning tap is kept as an int8
+            raise ValueError(f"{self.name}: pool_size must be at most 11, got {pool_size}")
 
     def forward(self, x, training=False):
         self.check_input(x, ndim=4)
@@ -151,6 +154,7 @@ class GlobalAvgPool2D(GlobalPool2D):
 
 class GlobalMaxPool2D(GlobalPool2D):
     cached = ("arg",)
+    arg = None
 
     def forward(self, x, training=False):
         self.check_input(x, ndim=4)
@@ -161,6 +165,8 @@ class GlobalMaxPool2D(GlobalPool2D):
         return np.take_along_axis(flat, self.arg[:, None, :], axis=1)[:, 0, :]
 
     def backward(self, dy):
+        if self.arg is None:
+            raise RuntimeError(f"{self.name}.backward: call forward first")
         N, H, W, C = self.x_shape
         self.check_backward(dy, (N, C))
         dx = np.zeros((N, H * W, C), dtype=dy.dtype)

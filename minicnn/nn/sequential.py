@@ -177,11 +177,7 @@ class Sequential:
     # -- saving and loading -----------------------------------------------------
     def state_dict(self):
         """Every param (frozen ones too) and buffer, as ``{"i.key": array}`` copies."""
-        state = {}
-        for i, layer in enumerate(self.layers):
-            for key, a in list(layer.params.items()) + list(layer.buffers.items()):
-                state[f"{i}.{key}"] = a.copy()
-        return state
+        return {name: a.copy() for name, a in self.named_arrays()}
 
     def load_state_dict(self, state):
         """Copy arrays into the model in place. Missing, unexpected or

@@ -153,7 +153,8 @@ def test_backward_before_forward_says_so():
                       (mc.ReLU(), np.zeros((1, 2), np.float32)),
                       (mc.MaxPool2D(2), np.zeros((1, 2, 2, 1), np.float32)),
                       (mc.BatchNorm2D(2), np.zeros((1, 2, 2, 2), np.float32)),
-                      (mc.Dense(2, 2), np.zeros((1, 2), np.float32))):
+                      (mc.Dense(2, 2), np.zeros((1, 2), np.float32)),
+                      (mc.GlobalMaxPool2D(), np.zeros((1, 2), np.float32))):
         with pytest.raises(RuntimeError, match="call forward first"):
             layer.backward(dy)
 
@@ -205,3 +206,11 @@ def test_a_subclass_redefining_one_pass_runs_both_on_its_reference_code():
     assert backend.fast_implementation(ShiftedBN, "backward") is None
     dx = layer.backward(np.ones_like(y))
     assert dx.shape == x.shape and np.abs(dx).max() < 1e-12      # d(sum of normalised)/dx = 0
+
+
+def test_only_max_pooling_is_limited_to_11x11_windows():
+    with pytest.raises(ValueError, match="pool_size must be at most 11, got 12"):
+        mc.MaxPool2D(12)
+    x = np.random.default_rng(0).standard_normal((1, 12, 12, 2)).astype(np.float32)
+    np.testing.assert_allclose(mc.AvgPool2D(12).forward(x)[0, 0, 0], x[0].mean(axis=(0, 1)),
+                               rtol=1e-5)

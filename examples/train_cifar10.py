@@ -18,6 +18,8 @@ START = time.perf_counter()        # wall time covers everything, imports includ
 
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -62,48 +64,103 @@ PRESETS = {
 }
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number of steps, got {text!r}")
-    return value
+def whole_number(low, high=None):
+    """An argparse type: an int in [low, high], else one clear line naming what it got."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            limits = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {limits}, got {text!r}")
+        return value
+    return parse
+
+
+def real_number(low, high=None, low_open=True, high_open=True):
+    """An argparse type: a finite float in the interval (low, high) (ends open by default)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (value > low if low_open else value >= low)
+        if high is not None:
+            ok = ok and (value < high if high_open else value <= high)
+        if not ok:
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            span = f"{left}{low}, {'inf' if high is None else high}{right}"
+            raise argparse.ArgumentTypeError(f"expected a finite number in {span}, got {text!r}")
+        return value
+    return parse
+
+
+positive_int = whole_number(1)
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
     p.add_argument("--model", choices=["airbench", "simple"])
-    p.add_argument("--widths", type=int, nargs=3, help="airbench block widths, e.g. 64 256 256")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="learning rate on the mean loss (default: the preset's)")
+    p.add_argument("--widths", type=whole_number(1), nargs=3, help="airbench block widths, e.g. 64 256 256")
+    p.add_argument("--epochs", type=whole_number(1))
+    p.add_argument("--batch-size", type=whole_number(1))
+    p.add_argument("--lr", type=real_number(0), help="learning rate on the mean loss (default: the preset's)")
     p.add_argument("--optimizer", choices=["sgd", "adam"])
-    p.add_argument("--val-size", type=int)
+    p.add_argument("--val-size", type=whole_number(0))
     p.add_argument("--tta", type=int, choices=[0, 1, 2], help="test-time augmentation level")
-    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--label-smoothing", type=real_number(0, 1, low_open=False))
     p.add_argument("--flip", choices=["alternating", "random", "none"])
-    p.add_argument("--translate", type=int, help="random translation in pixels (reflect padding)")
+    p.add_argument("--translate", type=whole_number(0, 16), help="random translation in pixels (reflect padding)")
     p.add_argument("--no-whiten", dest="whiten", action="store_false", default=None,
                    help="airbench: a trainable first conv instead of frozen patch whitening")
     p.add_argument("--no-dirac", dest="dirac", action="store_false", default=None,
                    help="airbench: no identity init of the 3x3 convs")
     p.add_argument("--no-lookahead", dest="lookahead", action="store_false", default=None)
-    p.add_argument("--bn-lr-scale", type=float, help="airbench: lr multiplier of BatchNorm shifts (64)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bn-lr-scale", type=real_number(0), help="airbench: lr multiplier of BatchNorm shifts (64)")
+    p.add_argument("--seed", type=whole_number(0), default=0)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None, help="run directory (default runs/<preset>-seed<seed>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
-    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images (smoke tests)")
-    p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
+    p.add_argument("--limit-train", type=whole_number(1), default=None, help="use only the first N training images (smoke tests)")
+    p.add_argument("--patience", type=whole_number(1), default=None, help="early stopping patience in epochs")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--trace-every", type=positive_int, nargs="?", const=DEFAULT_TRACE_EVERY,
                    metavar="K", help="record per-layer activation and gradient traces every K "
                    f"steps (K alone: {DEFAULT_TRACE_EVERY}; default: off)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    check_paths(p, args)
+    return args
+
+
+TRAIN_IMAGES = 50_000
+
+
+def check_paths(parser, args):
+    """Flags that name places, and flags that only make sense together, checked before
+    any data is read: parser.error prints one line and exits with status 2."""
+    if args.data_dir is not None and not Path(args.data_dir).exists():
+        parser.error(f"--data-dir {args.data_dir}: no such file or folder (expected a folder "
+                     f"holding cifar-10-batches-bin/ or the official archive)")
+    if args.out is not None:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            parser.error(f"--out {args.out}: is a file; expected a run folder (new or existing)")
+        parent = next((q for q in [out, *out.parents] if q.exists()), Path("."))
+        if not os.access(parent, os.W_OK):
+            parser.error(f"--out {args.out}: {parent} is not writable")
+    if args.resume is None:
+        preset = PRESETS[args.preset]
+        images = args.limit_train or TRAIN_IMAGES
+        val = preset["val_size"] if args.val_size is None else args.val_size
+        batch = preset["batch_size"] if args.batch_size is None else args.batch_size
+        if val >= images:
+            parser.error(f"--val-size {val}: must leave training images; only {images} are used")
+        if batch > images - val:
+            parser.error(f"--batch-size {batch}: larger than the {images - val} training images "
+                         f"(after --limit-train and --val-size)")
 
 
 def make_config(args):

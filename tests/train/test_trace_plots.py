@@ -103,7 +103,7 @@ def load_example():
 def test_example_refuses_a_bad_trace_interval(value, capsys):
     with pytest.raises(SystemExit):
         load_example().parse_args(["--trace-every", value])
-    assert f"expected a positive whole number of steps, got '{value}'" in capsys.readouterr().err
+    assert f"--trace-every: expected a whole number at least 1, got '{value}'" in capsys.readouterr().err
 
 
 def test_example_trace_interval_defaults():

@@ -1,0 +1,71 @@
+"""Every flag of examples/train_cifar10.py is checked before any data is read: a nonsensical
+value ends in one line naming the flag, what it accepts and what it got (exit status 2)."""
+import importlib.util
+
+import pytest
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("train_cifar10_flags",
+                                                  ROOT / "examples" / "train_cifar10.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BAD = [
+    (["--epochs", "0"], "--epochs: expected a whole number at least 1, got '0'"),
+    (["--epochs", "-2"], "--epochs: expected a whole number at least 1, got '-2'"),
+    (["--batch-size", "0"], "--batch-size: expected a whole number at least 1, got '0'"),
+    (["--batch-size", "1.5"], "--batch-size: expected a whole number at least 1, got '1.5'"),
+    (["--lr", "nan"], "--lr: expected a finite number in (0, inf), got 'nan'"),
+    (["--lr", "-0.1"], "--lr: expected a finite number in (0, inf), got '-0.1'"),
+    (["--lr", "inf"], "--lr: expected a finite number in (0, inf), got 'inf'"),
+    (["--label-smoothing", "1"], "--label-smoothing: expected a finite number in [0, 1), got '1'"),
+    (["--seed", "-1"], "--seed: expected a whole number at least 0, got '-1'"),
+    (["--translate", "-3"], "--translate: expected a whole number from 0 to 16, got '-3'"),
+    (["--translate", "40"], "--translate: expected a whole number from 0 to 16, got '40'"),
+    (["--limit-train", "0"], "--limit-train: expected a whole number at least 1, got '0'"),
+    (["--limit-train", "-5"], "--limit-train: expected a whole number at least 1, got '-5'"),
+    (["--val-size", "-1"], "--val-size: expected a whole number at least 0, got '-1'"),
+    (["--patience", "0"], "--patience: expected a whole number at least 1, got '0'"),
+    (["--bn-lr-scale", "0"], "--bn-lr-scale: expected a finite number in (0, inf), got '0'"),
+    (["--widths", "64", "0", "256"], "--widths: expected a whole number at least 1, got '0'"),
+    (["--trace-every", "0"], "--trace-every: expected a whole number at least 1, got '0'"),
+    (["--limit-train", "100", "--val-size", "0", "--batch-size", "512"],
+     "--batch-size 512: larger than the 100 training images"),
+    (["--limit-train", "100", "--val-size", "100"],
+     "--val-size 100: must leave training images; only 100 are used"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_nonsensical_flags_fail_before_any_data_is_read(script, monkeypatch, capsys, argv, message):
+    def no_data(*a, **k):
+        raise AssertionError("the data was read before the flags were checked")
+    monkeypatch.setattr(script, "load_cifar10", no_data)
+    with pytest.raises(SystemExit) as stop:
+        script.main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message in err
+
+
+def test_paths_are_checked_before_any_data_is_read(script, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(script, "load_cifar10", lambda *a, **k: pytest.fail("data was read"))
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    for argv, message in ((["--out", str(a_file)], "is a file; expected a run folder"),
+                          (["--data-dir", str(tmp_path / "missing")], "no such file or folder")):
+        with pytest.raises(SystemExit) as stop:
+            script.main(argv)
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_good_flags_parse(script, tmp_path):
+    args = script.parse_args(["--epochs", "3", "--lr", "0.5", "--label-smoothing", "0",
+                              "--translate", "0", "--seed", "0", "--out", str(tmp_path / "new"),
+                              "--limit-train", "600", "--val-size", "100", "--batch-size", "500"])
+    assert (args.epochs, args.lr, args.label_smoothing, args.translate) == (3, 0.5, 0.0, 0)

@@ -4,6 +4,8 @@
     python examples/train_cifar10.py --preset fast94       # airbench94 recipe (README: time)
     python examples/train_cifar10.py --resume runs/NAME    # continue an interrupted run
     python examples/train_cifar10.py --trace-every 50      # also record what backprop does inside
+    mpiexec -n 2 python examples/train_cifar10.py --preset fast94 --distributed
+                                                           # data-parallel over MPI (docs/distributed.md)
 
 Data: --data-dir, else $MINICNN_DATA, else ~/.cache/minicnn (downloaded if absent).
 Writes into --out RUN_DIR: config.json, checkpoint.npz (every epoch, atomically),
@@ -26,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 import minicnn
-from minicnn.data import (BatchLoader, CropFlip, channel_stats, load_cifar10, standardize,
+from minicnn import distributed
+from minicnn.data import (BatchLoader, CropFlip, DatasetError, channel_stats, load_cifar10, standardize,
                           train_val_split)
 from minicnn.train import predict_logits
 from minicnn.train.metrics import classification_report, format_report
@@ -99,8 +102,24 @@ def real_number(low, high=None, low_open=True, high_open=True):
 positive_int = whole_number(1)
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+class FlagError(Exception):
+    """A flag with a value it cannot take: one line, exit status 2."""
+
+
+class FlagParser(argparse.ArgumentParser):
+    """argparse, or with raise_errors=True a FlagError instead of printing and exiting
+    (under MPI, rank 0 then reports the problems of every rank)."""
+    raise_errors = False
+
+    def error(self, message):
+        if self.raise_errors:
+            raise FlagError(f"{self.prog}: error: {message}")
+        super().error(message)
+
+
+def parse_args(argv=None, raise_errors=False):
+    p = FlagParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.raise_errors = raise_errors
     p.add_argument("--preset", choices=sorted(PRESETS), default="default")
     p.add_argument("--model", choices=["airbench", "simple"])
     p.add_argument("--widths", type=whole_number(1), nargs=3, help="airbench block widths, e.g. 64 256 256")
@@ -130,6 +149,10 @@ def parse_args(argv=None):
     p.add_argument("--trace-every", type=positive_int, nargs="?", const=DEFAULT_TRACE_EVERY,
                    metavar="K", help="record per-layer activation and gradient traces every K "
                    f"steps (K alone: {DEFAULT_TRACE_EVERY}; default: off)")
+    p.add_argument("--distributed", action="store_true", help="data-parallel training over "
+                   "MPI: launch with mpiexec -n K (docs/distributed.md)")
+    p.add_argument("--sync-bn", action="store_true", default=None, help="with --distributed: "
+                   "BatchNorm statistics over the global batch (default: each rank's own share)")
     args = p.parse_args(argv)
     check_paths(p, args)
     return args
@@ -174,7 +197,7 @@ def make_config(args):
         return config, Path(args.resume)
     config = dict(PRESETS[args.preset], preset=args.preset, seed=args.seed,
                   data_dir=args.data_dir, limit_train=args.limit_train, patience=args.patience,
-                  trace_every=args.trace_every)
+                  trace_every=args.trace_every, sync_bn=bool(args.sync_bn))
     for key in ("model", "widths", "epochs", "batch_size", "lr", "optimizer", "val_size", "tta",
                 "label_smoothing", "flip", "translate", "whiten", "dirac", "lookahead",
                 "bn_lr_scale"):
@@ -190,15 +213,91 @@ def make_config(args):
     return config, out
 
 
+def start_ranks(argv):
+    """The job's Ranks under --distributed (None otherwise). Launched by mpiexec without
+    --distributed, every process would train alone and write the same --out: refused."""
+    launched = distributed.launched_world_size()
+    if "--distributed" not in argv:
+        if launched > 1:
+            if distributed.launched_rank() == 0:
+                print(f"error: started by an MPI launcher as one of {launched} processes, but "
+                      f"without --distributed: each would train the whole model alone and "
+                      f"write the same --out. Add --distributed, or run without mpiexec.",
+                      file=sys.stderr)
+            sys.exit(2)
+        return None
+    try:
+        ranks = distributed.Ranks()
+    except distributed.DistributedError as e:
+        sys.exit(f"error: --distributed: {e}")
+    ranks.abort_on_error()            # a rank that fails stops the job instead of a hang
+    if not ranks.is_main:
+        sys.stdout = open(os.devnull, "w")                      # rank 0 speaks for the job
+    ranks.limit_threads()             # ranks x threads <= cores of each host
+    return ranks
+
+
+def on_every_rank(ranks, step):
+    """Run step() here; under MPI, every rank runs it and if any rank fails, rank 0 prints
+    every rank's problem and all exit (status 2 for a flag, 1 for anything else)."""
+    result, problem, status = None, None, 1
+    try:
+        result = step()
+    except FlagError as e:
+        problem, status = str(e), 2
+    except (distributed.DistributedError, DatasetError, OSError) as e:
+        problem = str(e)
+    except SystemExit as e:                    # make_config's own one-line refusals
+        if ranks is None or not isinstance(e.code, str):
+            raise
+        problem = e.code
+    if ranks is None:
+        if problem:
+            print(problem, file=sys.stderr)
+            sys.exit(status)
+        return result
+    try:
+        ranks.agree(problem)
+    except distributed.DistributedError as e:
+        if ranks.is_main:
+            print(f"error: {e}", file=sys.stderr)
+        sys.exit(status)
+    return result
+
+
+def setup(argv, ranks):
+    args = parse_args(argv, raise_errors=True)
+    config, out = make_config(args)
+    if ranks is None:
+        return args, config, out
+    if args.resume and config.get("world_size", 1) != ranks.size:
+        raise distributed.DistributedError(
+            f"--resume {args.resume}: the run was trained on {config.get('world_size', 1)} "
+            f"rank(s), this job has {ranks.size}. Each rank's BatchNorm statistics and the order "
+            f"in which gradients are summed depend on the number of ranks, so this would not "
+            f"continue the same run: launch with mpiexec -n {config.get('world_size', 1)}")
+    if config["batch_size"] % ranks.size:
+        raise distributed.DistributedError(
+            f"--batch-size {config['batch_size']} cannot be split evenly over {ranks.size} "
+            f"ranks: choose a multiple of {ranks.size}")
+    config["world_size"] = ranks.size
+    return args, config, out
+
+
 def main(argv=None):
     minicnn.tune_process()         # before any kernel runs: see minicnn/fast/process.py
-    args = parse_args(argv)
-    config, out = make_config(args)
-    out.mkdir(parents=True, exist_ok=True)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    ranks = start_ranks(argv)
+    if ranks is not None:
+        on_every_rank(ranks, ranks.check_same_versions)
+    args, config, out = on_every_rank(ranks, lambda: setup(argv, ranks))
+    is_main = ranks is None or ranks.is_main
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
     print("config:", json.dumps(config))
 
     # -- data ---------------------------------------------------------------------------------
-    data = load_cifar10(config["data_dir"])
+    data = on_every_rank(ranks, lambda: load_cifar10(config["data_dir"]))
     x_train, y_train = data["x_train"], data["y_train"]
     if config["limit_train"]:
         x_train, y_train = x_train[:config["limit_train"]], y_train[:config["limit_train"]]
@@ -217,6 +316,8 @@ def main(argv=None):
                          frozen_whiten=config["whiten"], dirac=config["dirac"])
     else:
         model = simple(rng=rng)
+    if ranks is not None and config.get("sync_bn"):
+        distributed.sync_batchnorm(model, ranks)         # statistics over the global batch
     print(model.summary())
 
     # -- optimizer, schedule, loader ------------------------------------------------------------
@@ -241,18 +342,22 @@ def main(argv=None):
     if config["lookahead"]:
         lookahead, la_decay = airbench_lookahead(model, total_steps)
 
-    save_json(config, out / "config.json")
+    if is_main:
+        save_json(config, out / "config.json")
     trainer = Trainer(model, optimizer, loader, schedule, total_steps,
                       val=(x_val, y_val), label_smoothing=config["label_smoothing"],
                       lookahead=lookahead, lookahead_decay=la_decay, patience=config["patience"],
                       epoch_hooks=hooks, run_dir=out, config=config, progress=config["progress"],
-                      trace_every=config.get("trace_every"))
-    if args.resume:
+                      trace_every=config.get("trace_every"), ranks=ranks)
+    if args.resume and is_main:
         meta = trainer.load(out / "checkpoint.npz")
         print(f"resumed {out} at epoch {meta['epoch']}, step {meta['step']}")
+    trainer.share_state()          # distributed: every rank starts from rank 0's state
 
     # -- training -------------------------------------------------------------------------------
     history = trainer.fit(config["epochs"])
+    if not is_main:
+        return None                # rank 0 evaluates and writes
     save_json(history, out / "history.json")
     model.save(out / "model.npz")
 
@@ -272,6 +377,7 @@ def main(argv=None):
                    k: report[k] for k in ("precision", "recall", "f1", "support")},
                "train_seconds": trainer.train_seconds, "total_seconds": total_seconds,
                "epochs": trainer.epoch, "tta": config["tta"], "preset": config["preset"],
+               "world_size": config.get("world_size", 1),
                "seed": config["seed"], "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     save_json(metrics, out / "metrics.json")
     print(format_report(report, names))

@@ -59,6 +59,11 @@ class BatchLoader:
     def __len__(self):
         return num_batches(len(self.y), self.batch_size, self.drop_last)
 
+    @property
+    def images_per_epoch(self):
+        """Images one epoch yields: all of them, or fewer when the short batch is dropped."""
+        return len(self) * self.batch_size if self.drop_last else len(self.y)
+
     def __iter__(self):
         """Yield the rest of the current epoch (all of it unless resumed or interrupted)."""
         n, bs, epoch = len(self.y), self.batch_size, self.epoch

@@ -120,11 +120,14 @@ def batchnorm_fast_forward(layer, x2, training):
     gamma, beta = layer.params["gamma"], layer.params["beta"]
     m, C = x2.shape
     if training:
-        shift = x2[0].astype(np.float64)       # sums of x - shift stay accurate if |mu| >> std
+        shift = layer.moment_shift(x2)         # sums of x - shift stay accurate if |mu| >> std
         sums = moments_partials(x2, shift, np.empty((sum_blocks(m), 2, C))).sum(axis=0)
+        totals = layer.batch_total(np.concatenate([[m], sums.ravel()]))   # whole batch
+        m, sums = totals[0], totals[1:].reshape(2, C)
         mu = shift + sums[0] / m                                    # float64 (C,)
         var = np.maximum(sums[1] - sums[0] * sums[0] / m, 0.0) / m
         layer.update_running_stats(mu, var, m)
+        layer.rows = m
     else:
         mu = layer.buffers["running_mean"].astype(np.float64)
         var = layer.buffers["running_var"].astype(np.float64)
@@ -149,6 +152,7 @@ def batchnorm_fast_backward(layer, dy2):
         if "gamma" in trainable:
             layer.grads["gamma"][...] = sums[1] * layer.istd          # sum dy * xh
     if layer.training:
+        sums, m = layer.batch_total(sums), layer.rows          # over the whole batch
         q = -p * layer.istd ** 2 * sums[1] / m
         r = -p * sums[0] / m
     else:                                     # eval: a fixed affine map, dx = p * dy

@@ -46,14 +46,18 @@ def batchnorm_forward(x2, gamma, beta, mu, var, eps):
     return gamma * xh + beta, xh
 
 
-def batchnorm_backward(dy2, xh, gamma, var, eps, training):
-    """(dx, dgamma, dbeta) for y = gamma * xh + beta; in training mu and var depend on x."""
+def batchnorm_backward(dy2, xh, gamma, var, eps, training, batch_mean=None):
+    """(dx, dgamma, dbeta) for y = gamma * xh + beta; in training mu and var depend on x.
+
+    batch_mean(a) -> the per-channel mean of a (m, C) over the whole batch; by default
+    a.mean(axis=0) (SyncBatchNorm: over the rows of every process)."""
     dbeta = dy2.sum(axis=0)
     dgamma = (dy2 * xh).sum(axis=0)
     scale = gamma / np.sqrt(var + eps)
     if not training:                       # eval: a fixed affine map
         return dy2 * scale, dgamma, dbeta
-    dx = scale * (dy2 - dy2.mean(axis=0) - xh * (dy2 * xh).mean(axis=0))
+    batch_mean = batch_mean or (lambda a: a.mean(axis=0))
+    dx = scale * (dy2 - batch_mean(dy2) - xh * batch_mean(dy2 * xh))
     return dx, dgamma, dbeta
 
 
@@ -111,11 +115,35 @@ class _BatchNorm(Layer):
         rm[...] = (1 - mom) * rm + mom * mu
         rv[...] = (1 - mom) * rv + mom * var * m / (m - 1)
 
+    # -- the whole batch: on one process its rows are all here ---------------------------
+    def batch_total(self, sums):
+        """Per-channel sums over this process's rows -> sums over the whole batch.
+        One process holds the whole batch, so they are the same; ``SyncBatchNorm2D``
+        (minicnn/distributed.py) adds them up across processes. Float64 arrays."""
+        return sums
+
+    def moment_shift(self, x2):
+        """A per-channel value near the mean, subtracted before the moments are summed
+        so the sums stay accurate when |mean| >> std: here the first row."""
+        return x2[0].astype(np.float64)
+
+    def batch_moments(self, x2):
+        """(mean, biased variance, rows) of x2 (m, C) over the whole batch, float64."""
+        m = self.batch_total(np.array([x2.shape[0]], np.float64))[0]
+        mu = self.batch_total(x2.sum(axis=0, dtype=np.float64)) / m
+        var = self.batch_total(((x2 - mu) ** 2).sum(axis=0)) / m
+        return mu, var, m
+
+    def batch_mean(self, a):
+        """Per-channel mean of a (m, C) over the whole batch (forward's row count)."""
+        return (self.batch_total(a.sum(axis=0, dtype=np.float64)) / self.rows).astype(a.dtype)
+
     def forward_reference(self, x2, training):
         self.x2 = x2
         if training:
-            mu, var = x2.mean(axis=0), x2.var(axis=0)                   # (C,) each
-            self.update_running_stats(mu, var, x2.shape[0])
+            mu, var, self.rows = self.batch_moments(x2)                   # (C,) each
+            self.update_running_stats(mu, var, self.rows)
+            mu, var = mu.astype(x2.dtype), var.astype(x2.dtype)
         else:
             mu, var = self.buffers["running_mean"], self.buffers["running_var"]
         self.var = var
@@ -125,7 +153,7 @@ class _BatchNorm(Layer):
 
     def backward_reference(self, dy2):
         dx2, dgamma, dbeta = batchnorm_backward(dy2, self.xh, self.params["gamma"], self.var,
-                                                self.eps, self.training)
+                                                self.eps, self.training, self.batch_mean)
         if "gamma" not in self.frozen:
             self.grads["gamma"][...] = dgamma
         if "beta" not in self.frozen:

@@ -6,6 +6,10 @@ One step:  lr = base_lr * schedule(step)
 One epoch: all steps of the loader, then evaluation on the validation split,
            a line of history, and an atomic checkpoint in ``run_dir``.
 
+On several processes (``ranks``, minicnn/distributed.py): each rank trains on its
+share of every batch, the gradients are averaged with one Allreduce before the
+optimizer step, and only rank 0 shows progress, evaluates and writes checkpoints.
+
 The checkpoint holds everything a resumed run needs to continue exactly as an
 uninterrupted one would: model weights and buffers, optimizer state, lookahead
 weights, the loader's RNG state, the step (schedule position), the history and
@@ -25,6 +29,7 @@ from ..checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
 from .evaluate import evaluate
 from ..nn.loss import softmax_cross_entropy
 from .progress import ProgressBar
+from ..distributed import GradientAverager, ShardedLoader
 from .traces import TraceRecorder
 
 
@@ -50,13 +55,23 @@ class Trainer:
         trace_every: record traces every K steps (traces.py); None or 0: no tracing.
         trace_histogram_steps: steps with activation and gradient histograms
             (None: the first and the last step of the run).
+        ranks: a distributed.Ranks for data-parallel training over MPI (None: this
+            process alone). The loader is then the global one (same seed on every rank);
+            the trainer keeps this rank's share of each batch.
     """
 
     def __init__(self, model, optimizer, loader, schedule=None, total_steps=None, val=None,
                  label_smoothing=0.0, lookahead=None, lookahead_decay=None, patience=None,
                  epoch_hooks=(), run_dir=None, config=None, progress=True, eval_batch=500,
-                 trace_every=None, trace_histogram_steps=None):
+                 trace_every=None, trace_histogram_steps=None, ranks=None):
         tune_process()       # the process-wide settings training wants (fast/process.py)
+        self.ranks, self.averager = ranks, None
+        self.is_main = ranks is None or ranks.is_main
+        if ranks is not None:
+            loader = ShardedLoader(loader, ranks.rank, ranks.size)
+            self.averager = GradientAverager(ranks, list(model.named_parameters()))
+            if not self.is_main:                 # rank 0 alone shows, traces and writes
+                progress, run_dir, trace_every = False, None, None
         self.model, self.optimizer, self.loader = model, optimizer, loader
         self.schedule = schedule or (lambda step: 1.0)
         self.total_steps = total_steps
@@ -80,29 +95,32 @@ class Trainer:
         for hook in self.epoch_hooks:
             hook(self, self.epoch)
         n_seen, start = 0, time.perf_counter()
-        bar = ProgressBar(len(self.loader.y), desc=f"epoch {self.epoch + 1}/{epochs}",
+        ranks = 1 if self.ranks is None else self.ranks.size
+        bar = ProgressBar(self.loader.images_per_epoch, desc=f"epoch {self.epoch + 1}/{epochs}",
                           disable=not self.progress)
         for xb, yb in self.loader:
             self.optimizer.set_lr_factor(self.schedule(self.step))
             with self.tracer.record(self.step) if self.tracer is not None else nullcontext():
                 logits = self.model.forward(xb, training=True)
                 loss, dlogits = softmax_cross_entropy(logits, yb, self.label_smoothing)
+                acc = float((logits.argmax(axis=1) == yb).mean())
+                self.model.backward(dlogits)
+                if self.averager is not None:          # one Allreduce: gradients, loss, acc
+                    loss, acc = self.averager.average(loss, acc)
                 if not np.isfinite(loss):
                     bar.close()
                     where = f" ({self.run_dir / 'checkpoint.npz'} holds the last good epoch)" if self.run_dir else ""
                     raise TrainingDiverged(
                         f"non-finite training loss {loss} at epoch {self.epoch + 1}, step {self.step}, "
                         f"learning rates {self.optimizer.lrs}{where}; try a lower --lr")
-                self.model.backward(dlogits)
                 self.optimizer.step()
             self.step += 1
             if self.lookahead is not None:
                 if self.lookahead_decay is not None:
                     self.lookahead.decay = float(self.lookahead_decay(self.step))
                 self.lookahead.update()
-            acc = float((logits.argmax(axis=1) == yb).mean())
-            n_seen += len(yb)
-            bar.update(len(yb), loss=loss, acc=acc)
+            n_seen += len(yb) * ranks
+            bar.update(len(yb) * ranks, loss=loss, acc=acc)
         bar.close()
         seconds = time.perf_counter() - start
         return bar.loss, bar.acc, seconds, n_seen / max(seconds, 1e-9)
@@ -126,17 +144,24 @@ class Trainer:
             h["seconds"].append(seconds)
             h["images_per_second"].append(rate)
             line = f"epoch {self.epoch}/{epochs}: train loss {loss:.4f} acc {acc:.4f}"
-            if self.val is not None and len(self.val[1]):
+            if self.ranks is not None:
+                self.ranks.check_in_sync([a for _, a in self.model.named_arrays()])
+            if self.is_main and self.val is not None and len(self.val[1]):
                 r = evaluate(self.model, *self.val, batch_size=self.eval_batch)
                 h["val_loss"].append(r["loss"])
                 h["val_acc"].append(r["accuracy"])
                 line += f" | val loss {r['loss']:.4f} acc {r['accuracy']:.4f}"
                 self.track_best(r["accuracy"])
-            log(line + f" | {seconds:.0f}s, {rate:.0f} img/s")
+            if self.is_main:
+                log(line + f" | {seconds:.0f}s, {rate:.0f} img/s")
             if self.run_dir:
                 self.save()
-            if self.patience is not None and self.bad_epochs >= self.patience:
-                log(f"early stopping: no val accuracy gain for {self.patience} epochs")
+            stop = self.patience is not None and self.bad_epochs >= self.patience
+            if self.ranks is not None:
+                stop = self.ranks.broadcast(stop)            # rank 0 evaluated: it decides
+            if stop:
+                if self.is_main:
+                    log(f"early stopping: no val accuracy gain for {self.patience} epochs")
                 break
         self.finish_lookahead()
         if self.best_state is not None and self.patience is not None:
@@ -159,6 +184,11 @@ class Trainer:
         path.parent.mkdir(parents=True, exist_ok=True)
         if self.tracer is not None:
             self.tracer.save(path.parent)
+        save_checkpoint(path, *self.state())
+        return path
+
+    def state(self):
+        """(arrays, meta): everything a checkpoint holds, as flat named arrays and JSON."""
         nested = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
         if self.lookahead is not None:
             nested["lookahead"] = self.lookahead.state_dict()
@@ -167,11 +197,17 @@ class Trainer:
         meta = {"epoch": self.epoch, "step": self.step, "train_seconds": self.train_seconds,
                 "loader": self.loader.state_dict(), "history": self.history,
                 "best_acc": self.best_acc, "bad_epochs": self.bad_epochs, "config": self.config}
-        save_checkpoint(path, flatten(nested), meta)
-        return path
+        return flatten(nested), meta
 
     def load(self, path):
         arrays, meta = load_checkpoint(path)
+        self.restore(arrays, meta, path)
+        if self.tracer is not None:
+            self.tracer.restore(Path(path).parent, before_step=self.step)
+        return meta
+
+    def restore(self, arrays, meta, path="the checkpoint"):
+        """Take the ``state()`` of a trainer (from a file or from rank 0)."""
         nested = unflatten(arrays)
         for key in ("model", "optimizer"):
             if key not in nested:
@@ -185,9 +221,20 @@ class Trainer:
         self.epoch, self.step = meta["epoch"], meta["step"]
         self.train_seconds, self.history = meta["train_seconds"], meta["history"]
         self.best_acc, self.bad_epochs = meta["best_acc"], meta["bad_epochs"]
-        if self.tracer is not None:
-            self.tracer.restore(Path(path).parent, before_step=self.step)
-        return meta
+
+    def share_state(self):
+        """Distributed: every rank takes rank 0's state (weights, buffers, optimizer,
+        lookahead, loader position, step): after a fresh start and after a resume."""
+        if self.ranks is None:
+            return
+        arrays, meta = self.ranks.broadcast(self.state() if self.is_main else None)
+        problem = None
+        if not self.is_main:
+            try:
+                self.restore(arrays, meta, "rank 0's state")
+            except ValueError as e:
+                problem = f"cannot take rank 0's state: {e}"
+        self.ranks.agree(problem)
 
 
 def save_json(obj, path):

@@ -28,7 +28,8 @@ statistics of the batch. Two choices:
 One Allreduce per step ("tensor fusion"): the gradients are copied into one contiguous
 float32 buffer, with the batch's loss and accuracy appended, averaged with a single
 ``Allreduce``, and copied back. One message of 7.9 MB for airbench94 instead of ~30
-small ones, each of which would pay the network's latency.
+small ones, each of which would pay the network's latency. Per-rank BatchNorm's running
+statistics travel in the same message and are averaged, so every rank holds the same model.
 
 Threads: K ranks on a host of P cores get P // K threads each (numba and BLAS), so
 ranks x threads never exceeds the cores.
@@ -120,6 +121,8 @@ class Ranks:
         Returns the number set."""
         import numba
         from threadpoolctl import threadpool_limits
+        from .fast.process import tune_process
+        tune_process()                     # its settings must come before numba's threads
         threads = threads or self.threads_per_rank()
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         threadpool_limits(threads)
@@ -206,14 +209,18 @@ class GradientAverager:
     """All gradients in one buffer, averaged over ranks with one Allreduce.
 
     named_parameters: (name, param, grad) triples (``model.named_parameters()``); the
-    grads are the live arrays backward writes. ``average(loss, accuracy)`` returns the
-    rank-averaged (loss, accuracy) of the step, carried in the same message.
+    grads are the live arrays backward writes. buffers: arrays each rank computes from
+    its own data and that must not drift apart - the running statistics of per-rank
+    BatchNorm (``per_rank_buffers``) - averaged in the same message. (PyTorch DDP
+    copies rank 0's instead; the average is the better estimate.) ``average(loss,
+    accuracy)`` returns the rank-averaged (loss, accuracy) of the step, also carried
+    in the message.
     """
 
-    def __init__(self, ranks, named_parameters):
+    def __init__(self, ranks, named_parameters, buffers=()):
         self.ranks = ranks
-        self.grads = [g for _, _, g in named_parameters]
-        sizes = [g.size for g in self.grads]
+        self.arrays = [g for _, _, g in named_parameters] + list(buffers)
+        sizes = [a.size for a in self.arrays]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.buffer = np.empty(self.offsets[-1] + 2, np.float32)     # + loss, accuracy
 
@@ -223,14 +230,22 @@ class GradientAverager:
 
     def average(self, loss=0.0, accuracy=0.0):
         buf, K = self.buffer, self.ranks.size
-        for g, start, stop in zip(self.grads, self.offsets[:-1], self.offsets[1:]):
-            buf[start:stop] = g.ravel()
+        spans = list(zip(self.arrays, self.offsets[:-1], self.offsets[1:]))
+        for a, start, stop in spans:
+            buf[start:stop] = a.ravel()
         buf[-2:] = loss, accuracy
         self.ranks.sum_in_place(buf)
         buf *= np.float32(1.0 / K)
-        for g, start, stop in zip(self.grads, self.offsets[:-1], self.offsets[1:]):
-            g[...] = buf[start:stop].reshape(g.shape)
+        for a, start, stop in spans:
+            a[...] = buf[start:stop].reshape(a.shape)
         return float(buf[-2]), float(buf[-1])
+
+
+def per_rank_buffers(model):
+    """The buffers a rank computes from its own share of the batch: those of every layer
+    but the synchronised ones (whose statistics are already the global batch's)."""
+    return [a for layer in model.layers if not isinstance(layer, _SyncBatchNorm)
+            for a in layer.buffers.values()]
 
 
 # ---------------------------------------------------------------- data

@@ -29,7 +29,7 @@ from ..checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
 from .evaluate import evaluate
 from ..nn.loss import softmax_cross_entropy
 from .progress import ProgressBar
-from ..distributed import GradientAverager, ShardedLoader
+from ..distributed import GradientAverager, ShardedLoader, per_rank_buffers
 from .traces import TraceRecorder
 
 
@@ -69,7 +69,8 @@ class Trainer:
         self.is_main = ranks is None or ranks.is_main
         if ranks is not None:
             loader = ShardedLoader(loader, ranks.rank, ranks.size)
-            self.averager = GradientAverager(ranks, list(model.named_parameters()))
+            self.averager = GradientAverager(ranks, list(model.named_parameters()),
+                                             per_rank_buffers(model))
             if not self.is_main:                 # rank 0 alone shows, traces and writes
                 progress, run_dir, trace_every = False, None, None
         self.model, self.optimizer, self.loader = model, optimizer, loader

@@ -268,14 +268,17 @@ def on_every_rank(ranks, step):
 def setup(argv, ranks):
     args = parse_args(argv, raise_errors=True)
     config, out = make_config(args)
+    size, trained_on = 1 if ranks is None else ranks.size, config.get("world_size", 1)
+    if args.resume and trained_on != size:
+        how = (f"mpiexec -n {trained_on} python examples/train_cifar10.py --distributed"
+               if trained_on > 1 else "python examples/train_cifar10.py (one process)")
+        raise distributed.DistributedError(
+            f"--resume {args.resume}: the run was trained on {trained_on} rank(s), this job "
+            f"has {size}. Each rank's BatchNorm statistics and the order in which gradients "
+            f"are summed depend on the number of ranks, so this would not continue the same "
+            f"run; resume it with {how} --resume {args.resume}")
     if ranks is None:
         return args, config, out
-    if args.resume and config.get("world_size", 1) != ranks.size:
-        raise distributed.DistributedError(
-            f"--resume {args.resume}: the run was trained on {config.get('world_size', 1)} "
-            f"rank(s), this job has {ranks.size}. Each rank's BatchNorm statistics and the order "
-            f"in which gradients are summed depend on the number of ranks, so this would not "
-            f"continue the same run: launch with mpiexec -n {config.get('world_size', 1)}")
     if config["batch_size"] % ranks.size:
         raise distributed.DistributedError(
             f"--batch-size {config['batch_size']} cannot be split evenly over {ranks.size} "

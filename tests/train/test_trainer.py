@@ -81,7 +81,7 @@ def test_divergence_is_reported_and_last_checkpoint_survives(tmp_path):
     for name, p, _ in t.model.named_parameters():
         if name.endswith("W"):
             p[...] = np.nan                                # poison the weights
-    with pytest.raises(TrainingDiverged, match="non-finite training loss nan at epoch 2"):
+    with pytest.raises(TrainingDiverged, match="training diverged at epoch 2, step 2: training loss nan"):
         t.fit(3, log=lambda s: None)
     assert (tmp_path / "checkpoint.npz").read_bytes() == before
 

@@ -40,7 +40,7 @@ from minicnn.train.trace_plots import plot_gradient_norms, plot_histograms, plot
 from minicnn.train.traces import DEFAULT_TRACE_EVERY, TRACES_FILE, load_traces
 from minicnn.zoo import (airbench, airbench_lookahead, airbench_lr, airbench_optimizer,
                          airbench_schedule, freeze_whiten_bias, simple)
-from minicnn.train import Trainer, save_json
+from minicnn.train import Trainer, TrainingDiverged, save_json
 
 # -- config -----------------------------------------------------------------------------------
 # "default": a narrow airbench net with the airbench recipe, 8 epochs, 5k images held out.
@@ -100,6 +100,7 @@ def real_number(low, high=None, low_open=True, high_open=True):
 
 
 positive_int = whole_number(1)
+DEFAULT_CHECKPOINT_EVERY = 50      # steps (fast94 has 48 an epoch, the default preset 88)
 
 
 class FlagError(Exception):
@@ -120,7 +121,7 @@ class FlagParser(argparse.ArgumentParser):
 def parse_args(argv=None, raise_errors=False):
     p = FlagParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.raise_errors = raise_errors
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="default: 'default'")
     p.add_argument("--model", choices=["airbench", "simple"])
     p.add_argument("--widths", type=whole_number(1), nargs=3, help="airbench block widths, e.g. 64 256 256")
     p.add_argument("--epochs", type=whole_number(1))
@@ -138,7 +139,7 @@ def parse_args(argv=None, raise_errors=False):
                    help="airbench: no identity init of the 3x3 convs")
     p.add_argument("--no-lookahead", dest="lookahead", action="store_false", default=None)
     p.add_argument("--bn-lr-scale", type=real_number(0), help="airbench: lr multiplier of BatchNorm shifts (64)")
-    p.add_argument("--seed", type=whole_number(0), default=0)
+    p.add_argument("--seed", type=whole_number(0), help="default: 0")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None, help="run directory (default runs/<preset>-seed<seed>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
@@ -149,6 +150,9 @@ def parse_args(argv=None, raise_errors=False):
     p.add_argument("--trace-every", type=positive_int, nargs="?", const=DEFAULT_TRACE_EVERY,
                    metavar="K", help="record per-layer activation and gradient traces every K "
                    f"steps (K alone: {DEFAULT_TRACE_EVERY}; default: off)")
+    p.add_argument("--checkpoint-every", type=positive_int, metavar="N", help="also save a "
+                   f"checkpoint every N steps inside an epoch (default {DEFAULT_CHECKPOINT_EVERY}; "
+                   "epoch ends always save)")
     p.add_argument("--distributed", action="store_true", help="data-parallel training over "
                    "MPI: launch with mpiexec -n K (docs/distributed.md)")
     p.add_argument("--sync-bn", action="store_true", default=None, help="with --distributed: "
@@ -175,7 +179,7 @@ def check_paths(parser, args):
         if not os.access(parent, os.W_OK):
             parser.error(f"--out {args.out}: {parent} is not writable")
     if args.resume is None:
-        preset = PRESETS[args.preset]
+        preset = PRESETS[args.preset or "default"]
         images = args.limit_train or TRAIN_IMAGES
         val = preset["val_size"] if args.val_size is None else args.val_size
         batch = preset["batch_size"] if args.batch_size is None else args.batch_size
@@ -186,18 +190,62 @@ def check_paths(parser, args):
                          f"(after --limit-train and --val-size)")
 
 
+# On --resume, these may change (extend a run, lower the learning rate after a divergence,
+# checkpoint more often, evaluate differently, find the data elsewhere); every other setting
+# is the run's own: giving it a different value is refused, not ignored.
+CHANGE_ON_RESUME = ("epochs", "lr", "checkpoint_every", "patience", "tta", "data_dir")
+FIXED_ON_RESUME = ("preset", "model", "widths", "batch_size", "optimizer", "val_size",
+                   "label_smoothing", "flip", "translate", "whiten", "dirac", "lookahead",
+                   "bn_lr_scale", "seed", "limit_train", "trace_every", "sync_bn")
+
+
+def flag(key):
+    return "--" + key.replace("_", "-")
+
+
+def resume_config(args):
+    """The config of the run in --resume, with the flags that may change applied."""
+    path = Path(args.resume) / "config.json"
+    if not path.exists():
+        sys.exit(f"--resume {args.resume}: no config.json there (expected a run directory "
+                 f"written by this script)")
+    try:
+        saved = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        sys.exit(f"--resume {args.resume}: {path} is not valid JSON ({e}); it is written by "
+                 f"this script and must not be edited by hand")
+    if not isinstance(saved, dict) or "epochs" not in saved or "batch_size" not in saved:
+        sys.exit(f"--resume {args.resume}: {path} is not a run's config (expected a JSON "
+                 f"object with at least 'epochs' and 'batch_size')")
+    config = {**RECIPE, "checkpoint_every": None, **saved}     # runs saved before these keys
+    if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise FlagError(f"--out {args.out}: a resumed run stays in its folder ({args.resume})")
+    if args.overwrite:
+        raise FlagError("--overwrite: cannot be used with --resume (it continues the run)")
+    for key in FIXED_ON_RESUME:
+        given = getattr(args, key)
+        if given is not None and given != config.get(key):
+            raise FlagError(f"{flag(key)} {given}: cannot change when resuming (the run in "
+                            f"{args.resume} uses {config.get(key)}); changeable on --resume: "
+                            + ", ".join(flag(k) for k in CHANGE_ON_RESUME))
+    changed = {k: getattr(args, k) for k in CHANGE_ON_RESUME
+               if getattr(args, k) is not None and getattr(args, k) != config.get(k)}
+    if changed:
+        config.update(changed)
+        config.setdefault("changed_on_resume", []).append(changed)
+    config["progress"] = not args.no_progress
+    return config, Path(args.resume)
+
+
 def make_config(args):
     if args.resume:
-        path = Path(args.resume) / "config.json"
-        if not path.exists():
-            sys.exit(f"--resume {args.resume}: no config.json there (expected a run directory "
-                     f"written by this script)")
-        config = dict(RECIPE, **json.loads(path.read_text()))   # runs saved before RECIPE
-        config["progress"] = not args.no_progress
-        return config, Path(args.resume)
-    config = dict(PRESETS[args.preset], preset=args.preset, seed=args.seed,
+        return resume_config(args)
+    preset = args.preset or "default"
+    seed = 0 if args.seed is None else args.seed
+    config = dict(PRESETS[preset], preset=preset, seed=seed,
                   data_dir=args.data_dir, limit_train=args.limit_train, patience=args.patience,
-                  trace_every=args.trace_every, sync_bn=bool(args.sync_bn))
+                  trace_every=args.trace_every, sync_bn=bool(args.sync_bn),
+                  checkpoint_every=args.checkpoint_every or DEFAULT_CHECKPOINT_EVERY)
     for key in ("model", "widths", "epochs", "batch_size", "lr", "optimizer", "val_size", "tta",
                 "label_smoothing", "flip", "translate", "whiten", "dirac", "lookahead",
                 "bn_lr_scale"):
@@ -206,7 +254,7 @@ def make_config(args):
     if config["lr"] is None:
         config["lr"] = airbench_lr(config["batch_size"])
     config["progress"] = not args.no_progress
-    out = Path(args.out or f"runs/{args.preset}-seed{args.seed}")
+    out = Path(args.out or f"runs/{preset}-seed{seed}")
     if (out / "checkpoint.npz").exists() and not args.overwrite:
         sys.exit(f"{out} already holds a run (checkpoint.npz). Continue it with --resume {out}, "
                  f"choose another --out, or pass --overwrite to replace it.")
@@ -351,14 +399,28 @@ def main(argv=None):
                       val=(x_val, y_val), label_smoothing=config["label_smoothing"],
                       lookahead=lookahead, lookahead_decay=la_decay, patience=config["patience"],
                       epoch_hooks=hooks, run_dir=out, config=config, progress=config["progress"],
-                      trace_every=config.get("trace_every"), ranks=ranks)
+                      trace_every=config.get("trace_every"), ranks=ranks,
+                      checkpoint_every=config.get("checkpoint_every"))
+    trainer.started = START        # its wall time counts this process from its first line
     if args.resume and is_main:
         meta = trainer.load(out / "checkpoint.npz")
         print(f"resumed {out} at epoch {meta['epoch']}, step {meta['step']}")
+        if trainer.epoch >= config["epochs"]:
+            print(f"nothing left to train: the run finished its {config['epochs']} epochs; "
+                  f"evaluating its weights again (--epochs N trains it further)")
     trainer.share_state()          # distributed: every rank starts from rank 0's state
 
     # -- training -------------------------------------------------------------------------------
-    history = trainer.fit(config["epochs"])
+    try:
+        history = trainer.fit(config["epochs"])
+    except TrainingDiverged as e:
+        if is_main:
+            lower = f"{config['lr'] / 10:.3g}"
+            print(f"error: {e}" + (f" For example: python examples/train_cifar10.py --resume "
+                                   f"{out} --lr {lower}" if (out / "checkpoint.npz").exists()
+                                   else f" Start again with a lower --lr (e.g. {lower})."),
+                  file=sys.stderr)
+        sys.exit(1)
     if not is_main:
         return None                # rank 0 evaluates and writes
     save_json(history, out / "history.json")
@@ -372,7 +434,7 @@ def main(argv=None):
     val_acc = None
     if len(y_val):
         val_acc = float((predict_logits(model, x_val, tta=config["tta"]).argmax(1) == y_val).mean())
-    total_seconds = time.perf_counter() - START
+    total_seconds = trainer.wall_seconds           # over every process that trained the run
     metrics = {"test_accuracy": report["accuracy"], "test_accuracy_exact_subset": exact,
                "val_accuracy": val_acc, "precision_macro": report["precision_macro"],
                "recall_macro": report["recall_macro"], "f1_macro": report["f1_macro"],

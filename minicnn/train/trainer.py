@@ -306,14 +306,14 @@ class Trainer:
         self.train_seconds, self.history = meta["train_seconds"], meta["history"]
         self.best_acc, self.bad_epochs = meta["best_acc"], meta["bad_epochs"]
         self.wall_before = meta.get("wall_seconds", self.train_seconds)   # older checkpoints
-        self.started = time.perf_counter()
         self.epoch_sums = meta.get("epoch_sums") or dict(images=0, loss=0.0, accuracy=0.0,
                                                          seconds=0.0)
         self.saved_step = self.step
 
     @property
     def wall_seconds(self):
-        """Wall time of the run so far, over every process that trained it."""
+        """Wall time of the run so far, over every process that trained it: the saved
+        total plus this process's time since ``started`` (its construction, or set it)."""
         return self.wall_before + time.perf_counter() - self.started
 
     def share_state(self):

@@ -40,7 +40,7 @@ from minicnn.train.trace_plots import plot_gradient_norms, plot_histograms, plot
 from minicnn.train.traces import DEFAULT_TRACE_EVERY, TRACES_FILE, load_traces
 from minicnn.zoo import (airbench, airbench_lookahead, airbench_lr, airbench_optimizer,
                          airbench_schedule, freeze_whiten_bias, simple)
-from minicnn.train import Trainer, TrainingDiverged, save_json
+from minicnn.train import CheckpointWriteError, Trainer, TrainingDiverged, save_json
 
 # -- config -----------------------------------------------------------------------------------
 # "default": a narrow airbench net with the airbench recipe, 8 epochs, 5k images held out.
@@ -163,6 +163,7 @@ def parse_args(argv=None, raise_errors=False):
 
 
 TRAIN_IMAGES = 50_000
+OPTIMIZERS = ("sgd", "adam", "muon")
 
 
 def check_paths(parser, args):
@@ -203,6 +204,45 @@ def flag(key):
     return "--" + key.replace("_", "-")
 
 
+def check_saved_config(config, path):
+    """Every setting a resumed run reads, checked with the same rules as its flag: a config
+    edited by hand or damaged ends here with one line, not in a traceback mid-run."""
+    def fail(key, why):
+        sys.exit(f"--resume: {path}: {key!r} {why}, got {config.get(key)!r}")
+    rules = {"epochs": whole_number(1), "batch_size": whole_number(1), "seed": whole_number(0),
+             "val_size": whole_number(0), "translate": whole_number(0, 16),
+             "lr": real_number(0), "bn_lr_scale": real_number(0),
+             "label_smoothing": real_number(0, 1, low_open=False)}
+    for key, parse in rules.items():
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail(key, "must be a number")
+        try:
+            parse(str(value))
+        except argparse.ArgumentTypeError as e:
+            fail(key, str(e).split(", got")[0])
+        if parse.__qualname__.startswith("whole_number") and value != int(value):
+            fail(key, "must be a whole number")
+    for key, allowed in (("model", ("airbench", "simple")), ("flip", ("alternating", "random",
+                                                                        "none")),
+                         ("tta", (0, 1, 2)), ("optimizer", OPTIMIZERS)):
+        if config.get(key) not in allowed:
+            fail(key, f"must be one of {list(allowed)}")
+    widths = config.get("widths")
+    if config["model"] == "airbench" and not (
+            isinstance(widths, list) and len(widths) == 3
+            and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths)):
+        fail("widths", "must be three whole numbers >= 1")
+    for key in ("limit_train", "patience", "trace_every", "checkpoint_every"):
+        value = config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            fail(key, "must be null or a whole number >= 1")
+    for key in ("whiten", "dirac", "lookahead"):
+        if not isinstance(config.get(key), bool):
+            fail(key, "must be true or false")
+
+
 def resume_config(args):
     """The config of the run in --resume, with the flags that may change applied."""
     path = Path(args.resume) / "config.json"
@@ -218,6 +258,7 @@ def resume_config(args):
         sys.exit(f"--resume {args.resume}: {path} is not a run's config (expected a JSON "
                  f"object with at least 'epochs' and 'batch_size')")
     config = {**RECIPE, "checkpoint_every": None, **saved}     # runs saved before these keys
+    check_saved_config(config, path)
     if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
         raise FlagError(f"--out {args.out}: a resumed run stays in its folder ({args.resume})")
     if args.overwrite:
@@ -259,6 +300,18 @@ def make_config(args):
         sys.exit(f"{out} already holds a run (checkpoint.npz). Continue it with --resume {out}, "
                  f"choose another --out, or pass --overwrite to replace it.")
     return config, out
+
+
+def probe_writable(out):
+    """Create --out and write (then remove) a small file in it: a read-only or full place
+    fails here, not at the first checkpoint."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-probe"
+        probe.write_bytes(b"\0" * 4096)
+        probe.unlink()
+    except OSError as e:
+        raise FlagError(f"--out {out}: cannot write there ({e.strerror or e})") from None
 
 
 def start_ranks(argv):
@@ -343,8 +396,7 @@ def main(argv=None):
         on_every_rank(ranks, ranks.check_same_versions)
     args, config, out = on_every_rank(ranks, lambda: setup(argv, ranks))
     is_main = ranks is None or ranks.is_main
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
+    on_every_rank(ranks, lambda: probe_writable(out) if is_main else None)   # before the data
     print("config:", json.dumps(config))
 
     # -- data ---------------------------------------------------------------------------------
@@ -413,6 +465,9 @@ def main(argv=None):
     # -- training -------------------------------------------------------------------------------
     try:
         history = trainer.fit(config["epochs"])
+    except CheckpointWriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
     except TrainingDiverged as e:
         if is_main:
             lower = f"{config['lr'] / 10:.3g}"

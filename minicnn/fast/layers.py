@@ -6,7 +6,7 @@ in minicnn/nn), with numba kernels that read and write each array once:
 * ReLU, LeakyReLU, GELU: one parallel loop over the flat data (kernels/relu.py,
   kernels/gelu.py); no masks or temporaries.
 * MaxPool2D: one pass that keeps the running max and the winning tap per channel
-  (kernels/pooling.py).
+  (kernels/pooling.py); a NaN in a window wins it, as with np.max and np.argmax.
 * BatchNorm: the statistics and the backward sums as float64 partial sums over a
   fixed number of row blocks (so the result does not depend on the thread count),
   and y and dx in one pass each (kernels/batchnorm.py). dx is written as

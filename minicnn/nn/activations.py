@@ -19,7 +19,7 @@ import numpy as np
 from scipy.special import erfc, expit
 
 from .. import backend
-from .layer import Layer
+from .layer import Layer, check_fraction
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -76,10 +76,9 @@ class Elementwise(Layer):
         return backend.run(self, "forward", np.ascontiguousarray(x))
 
     def backward(self, dy):
-        if self.x is None:
-            raise RuntimeError(f"{self.name}.backward: call forward first (backward uses its input)")
-        self.check_backward(dy, self.x.shape)
-        return backend.run(self, "backward", np.ascontiguousarray(dy, dtype=self.x.dtype))
+        self.check_forward_ran(self.x)
+        dy = self.check_backward(dy, self.x.shape, self.x.dtype)
+        return backend.run(self, "backward", dy)
 
 
 class ReLU(Elementwise):
@@ -102,9 +101,7 @@ class ReLU(Elementwise):
 class LeakyReLU(Elementwise):
     def __init__(self, alpha=0.01, name=None):
         super().__init__(name)
-        if not 0 <= alpha < 1:
-            raise ValueError(f"{self.name}: alpha must be in [0, 1), got {alpha!r}")
-        self.alpha = alpha
+        self.alpha = check_fraction(self.name, "alpha", alpha)
 
     def __repr__(self):
         return f"{self.name}(alpha={self.alpha})"
@@ -121,10 +118,14 @@ class LeakyReLU(Elementwise):
 # kept in each class so that every activation reads on its own.
 class GELU(Elementwise):
     """GELU(x) = x * Phi(x). ``approximate=False`` (default) uses the exact erf
-    form; ``approximate=True`` the tanh form."""
+    form; ``approximate=True`` the tanh form. Only a bool is taken: a string such as
+    "none" or "tanh" would otherwise count as True."""
 
     def __init__(self, approximate=False, name=None):
         super().__init__(name)
+        if not isinstance(approximate, (bool, np.bool_)):
+            raise ValueError(f"{self.name}: approximate must be True (tanh form) or False "
+                             f"(exact erf form), got {approximate!r}")
         self.approximate = bool(approximate)
 
     def __repr__(self):

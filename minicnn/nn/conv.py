@@ -36,7 +36,7 @@ import numpy as np
 from .. import backend
 from .activations import ReLU
 from .init import as_rng, init_weight
-from .layer import Layer
+from .layer import Layer, check_float_dtype, check_positive_int, is_int
 
 
 def conv_output_size(size, k, stride, padding):
@@ -134,14 +134,21 @@ class Conv2D(Layer):
                  bias=True, init="he", rng=None, dtype=np.float32, name=None,
                  max_chunk_bytes=64 << 20):
         super().__init__(name)
-        KH, KW = (kernel_size, kernel_size) if np.isscalar(kernel_size) else tuple(kernel_size)
-        for label, v in (("in_channels", in_channels), ("out_channels", out_channels),
-                         ("kernel_size", KH), ("kernel_size", KW), ("stride", stride)):
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{self.name}: {label} must be a positive int, got {v!r}")
-        if not (padding in ("same", "valid") or (isinstance(padding, (int, np.integer)) and padding >= 0)):
+        in_channels = check_positive_int(self.name, "in_channels", in_channels)
+        out_channels = check_positive_int(self.name, "out_channels", out_channels)
+        if is_int(kernel_size):
+            KH = KW = check_positive_int(self.name, "kernel_size", kernel_size)
+        elif isinstance(kernel_size, (tuple, list)) and len(kernel_size) == 2:
+            KH, KW = (check_positive_int(self.name, "kernel_size", k) for k in kernel_size)
+        else:
+            raise ValueError(f"{self.name}: kernel_size must be a positive int or a pair "
+                             f"(KH, KW) of them, got {kernel_size!r}")
+        stride = check_positive_int(self.name, "stride", stride)
+        if not (padding in ("same", "valid") or (is_int(padding) and padding >= 0)):
             raise ValueError(f"{self.name}: padding must be a non-negative int, 'same' or 'valid', "
                              f"got {padding!r}")
+        max_chunk_bytes = check_positive_int(self.name, "max_chunk_bytes", max_chunk_bytes)
+        dtype = check_float_dtype(self.name, dtype)
         self.C, self.F, self.KH, self.KW = in_channels, out_channels, KH, KW
         self.stride, self.padding, self.use_bias = stride, padding, bias
         self.max_chunk_bytes = max_chunk_bytes
@@ -175,7 +182,7 @@ class Conv2D(Layer):
         return OH, OW, top, left
 
     def output_shape(self, input_shape):
-        H, W, _ = input_shape
+        H, W, _ = self.check_example_shape(input_shape, 3, channels=self.C)
         OH, OW, _, _ = self.geometry(H, W)
         return (OH, OW, self.F)
 
@@ -183,27 +190,21 @@ class Conv2D(Layer):
         OH, OW, _ = self.output_shape(input_shape)
         return 2 * OH * OW * self.KH * self.KW * self.C * self.F
 
-    def check_dtype(self, x):
-        if x.dtype != self.params["W"].dtype:
-            raise TypeError(f"{self.name}: input dtype {x.dtype} does not match parameter dtype "
-                            f"{self.params['W'].dtype}; cast the input or call model.to(dtype)")
-
     # -- the passes ------------------------------------------------------------------
     def forward(self, x, training=False, relu=False):
         """y (N, OH, OW, F); relu=True returns max(y, 0) (the fused Conv2D + ReLU)."""
         self.check_input(x, ndim=4, channels=self.C)
-        self.check_dtype(x)
+        self.check_params_dtype(x)
         self.geometry(x.shape[1], x.shape[2])             # raises if the input is too small
         return backend.run(self, "forward", np.ascontiguousarray(x), training, relu)
 
     def backward(self, dy):
         """dx (N, H, W, C), or None when not needs_input_grad; fills grads W and b."""
-        if self.x is None:
-            raise RuntimeError(f"{self.name}.backward: call forward first (backward uses its input)")
+        self.check_forward_ran(self.x)
         N, H, W, _ = self.x.shape
         OH, OW, _, _ = self.geometry(H, W)
-        self.check_backward(dy, (N, OH, OW, self.F))
-        return backend.run(self, "backward", np.ascontiguousarray(dy, dtype=self.x.dtype))
+        dy = self.check_backward(dy, (N, OH, OW, self.F), self.x.dtype)
+        return backend.run(self, "backward", dy)
 
     def forward_reference(self, x, training=False, relu=False):
         self.x = x

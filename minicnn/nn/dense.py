@@ -14,7 +14,7 @@ one-thread BLAS call (fast/parallel.py says why).
 import numpy as np
 
 from .. import backend
-from .layer import Layer
+from .layer import Layer, check_float_dtype, check_positive_int
 from .init import as_rng, init_weight
 
 
@@ -30,9 +30,9 @@ class Dense(Layer):
     def __init__(self, in_features, out_features, bias=True, init="glorot", rng=None,
                  dtype=np.float32, scale=1.0, name=None):
         super().__init__(name)
-        for label, v in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{self.name}: {label} must be a positive int, got {v!r}")
+        in_features = check_positive_int(self.name, "in_features", in_features)
+        out_features = check_positive_int(self.name, "out_features", out_features)
+        dtype = check_float_dtype(self.name, dtype)
         self.D, self.F, self.use_bias, self.scale = in_features, out_features, bias, float(scale)
         self.add_param("W", init_weight((in_features, out_features), in_features, out_features,
                                         init, as_rng(rng), dtype))
@@ -44,6 +44,7 @@ class Dense(Layer):
         return f"{self.name}({self.D}->{self.F}, bias={self.use_bias})"
 
     def output_shape(self, input_shape):
+        self.check_example_shape(input_shape, 1, channels=self.D)
         return (self.F,)
 
     def flops(self, input_shape):
@@ -51,16 +52,13 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         self.check_input(x, ndim=2, channels=self.D)
-        if x.dtype != self.params["W"].dtype:
-            raise TypeError(f"{self.name}: input dtype {x.dtype} does not match parameter dtype "
-                            f"{self.params['W'].dtype}; cast the input or call model.to(dtype)")
+        self.check_params_dtype(x)
         return backend.run(self, "forward", x)
 
     def backward(self, dy):
         """dx (N, D), or None when not needs_input_grad; fills grads W and b."""
-        if self.x is None:
-            raise RuntimeError(f"{self.name}.backward: call forward first (backward uses its input)")
-        self.check_backward(dy, (self.x.shape[0], self.F))
+        self.check_forward_ran(self.x)
+        dy = self.check_backward(dy, (self.x.shape[0], self.F), self.x.dtype)
         if self.scale != 1.0:
             dy = dy * dy.dtype.type(self.scale)             # y = scale * (x @ W + b)
         return backend.run(self, "backward", dy)
@@ -81,14 +79,18 @@ class Dense(Layer):
 
 
 class Flatten(Layer):
+    x_shape = None                                 # the input's shape, kept by forward
+
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, training=False):
         self.check_input(x)
-        self.x_shape = x.shape
+        self.x_shape, self.x_dtype = x.shape, x.dtype
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy):
-        self.check_backward(dy, (self.x_shape[0], int(np.prod(self.x_shape[1:]))))
+        self.check_forward_ran(self.x_shape)
+        dy = self.check_backward(dy, (self.x_shape[0], int(np.prod(self.x_shape[1:]))),
+                                 self.x_dtype)
         return dy.reshape(self.x_shape)

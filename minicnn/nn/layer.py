@@ -35,8 +35,61 @@ Declared attributes (what a container may rely on):
 ``buffers`` — arrays that are saved with the model but never trained
               (BatchNorm's running statistics).
 ``frozen``  — names of params that the optimizer must leave alone.
+
+Checks. Every public entry point checks what it is given and raises an error that
+names the layer (or function), the argument, what it accepts and what it got:
+
+* constructor arguments: ``check_positive_int``, ``check_fraction`` and
+  ``check_float_dtype`` below (ValueError / TypeError);
+* ``forward``: ``check_input`` — a float32/float64 array of the right number of
+  dimensions and channels (layers with params also want the params' dtype);
+* ``backward``: ``check_forward_ran`` (RuntimeError before any forward) and
+  ``check_backward`` — dy a float array of the shape of forward's output,
+  returned in forward's dtype;
+* ``output_shape``: ``check_example_shape`` — the shape of one example, so that
+  ``Sequential.summary`` can say which layer does not fit the one before.
 """
 import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)      # what every layer computes in
+
+
+# -- argument checks shared by the layers, Sequential and the loss --------------------
+def is_int(value):
+    """True for a Python or NumPy integer; False for a bool (True is not a size)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_positive_int(owner, label, value):
+    """``value`` as an int if it is an integer >= 1, else a ValueError such as
+    "Dense: out_features must be a positive int, got 0"."""
+    if not is_int(value) or value < 1:
+        raise ValueError(f"{owner}: {label} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_fraction(owner, label, value, include_one=False):
+    """``value`` as a float if it is a real number in [0, 1) (or [0, 1] with
+    ``include_one``), else a ValueError naming the argument and what it got."""
+    interval = "[0, 1]" if include_one else "[0, 1)"
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_))
+    if not real or not (0 <= value <= 1 if include_one else 0 <= value < 1):
+        raise ValueError(f"{owner}: {label} must be in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_float_dtype(owner, dtype):
+    """``dtype`` as a np.dtype if it is float32 or float64 (the dtypes the kernels are
+    written for), else a TypeError naming what it got."""
+    try:
+        dt = None if dtype is None else np.dtype(dtype)      # np.dtype(None) is float64
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        got = dt.name if dt is not None else repr(dtype)
+        raise TypeError(f"{owner}: dtype must be float32 or float64, got {got}")
+    return dt
 
 
 class Layer:
@@ -64,6 +117,7 @@ class Layer:
 
     def to(self, dtype):
         """Cast params, grads and buffers to ``dtype`` (float64 for gradient checks)."""
+        dtype = check_float_dtype(f"{self.name}.to", dtype)
         for d in (self.params, self.grads, self.buffers):
             for k in d:
                 d[k] = d[k].astype(dtype)
@@ -75,8 +129,10 @@ class Layer:
 
     # -- shapes and FLOPs (used by Sequential.summary) --------------------
     def output_shape(self, input_shape):
-        """Shape of one example's output, given one example's input shape."""
-        return input_shape
+        """Shape of one example's output, given one example's input shape (no batch
+        axis). Raises a ValueError if the layer cannot take that shape (see
+        ``check_example_shape``); this one, for layers of any shape, returns it as is."""
+        return tuple(input_shape)
 
     def flops(self, input_shape):
         """Forward floating-point operations for ONE example (multiply-add = 2)."""
@@ -116,7 +172,7 @@ class Layer:
         """
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self.name}: expected a numpy array, got {type(x).__name__}")
-        if x.dtype not in (np.float32, np.float64):
+        if x.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{self.name}: expected float32 or float64 input, got dtype {x.dtype}")
         if ndim is not None and x.ndim != ndim:
             layout = "(N, H, W, C)" if ndim == 4 else "(N, D)" if ndim == 2 else f"{ndim}-D"
@@ -128,7 +184,46 @@ class Layer:
             raise ValueError(f"{self.name}: expected {channels} channels in the last axis, "
                              f"got shape {x.shape} ({x.shape[-1]} channels)")
 
-    def check_backward(self, dy, expected_shape):
+    def check_params_dtype(self, x, param="W"):
+        """Raise a TypeError unless ``x`` has the dtype of the param ``param``: a layer
+        with weights computes in their dtype and does not cast its input silently."""
+        expected = self.params[param].dtype
+        if x.dtype != expected:
+            raise TypeError(f"{self.name}: input dtype {x.dtype} does not match parameter dtype "
+                            f"{expected}; cast the input or call model.to(dtype)")
+
+    def check_example_shape(self, input_shape, ndim, channels=None):
+        """``input_shape`` (one example, no batch axis) as a tuple, if it has ``ndim``
+        axes and, when given, ``channels`` in the last; else a ValueError such as
+        "Dense: expected an input of shape (100,) per example, got (256,)"."""
+        shape = tuple(input_shape)
+        axes = {3: ["H", "W", "C"], 1: ["D"]}.get(ndim, [f"d{k}" for k in range(ndim)])
+        if channels is not None:
+            axes[-1] = str(channels)
+        if len(shape) != ndim or (channels is not None and shape[-1] != channels):
+            layout = f"({axes[0]},)" if ndim == 1 else f"({', '.join(axes)})"
+            raise ValueError(f"{self.name}: expected an input of shape {layout} per example, "
+                             f"got {shape}")
+        return shape
+
+    def check_forward_ran(self, kept):
+        """Raise a RuntimeError if backward comes before forward. ``kept``: what forward
+        keeps for backward (the input, its shape, ...), None until forward has run."""
+        if kept is None:
+            raise RuntimeError(f"{self.name}.backward: call forward first (backward uses what "
+                               f"forward kept)")
+
+    def check_backward(self, dy, expected_shape, dtype=None):
+        """Raise a clear error unless dy is a float array of ``expected_shape`` (the shape
+        of forward's output). Returns dy, as a C-contiguous array of ``dtype`` (forward's
+        dtype) when that is given: dx then has the dtype of x whatever dy's float dtype."""
+        if not isinstance(dy, np.ndarray):
+            raise TypeError(f"{self.name}.backward: expected dy as a numpy array, "
+                            f"got {type(dy).__name__}")
+        if dy.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{self.name}.backward: expected float32 or float64 dy, "
+                            f"got dtype {dy.dtype}")
         if dy.shape != tuple(expected_shape):
             raise ValueError(f"{self.name}.backward: expected dy of shape {tuple(expected_shape)}, "
                              f"got {dy.shape} (call forward first, with the same batch)")
+        return dy if dtype is None else np.ascontiguousarray(dy, dtype=dtype)

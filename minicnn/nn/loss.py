@@ -9,12 +9,14 @@ For logits z (N, K) and labels y (N,) in 0..K-1:
 """
 import numpy as np
 
+from .layer import FLOAT_DTYPES, check_fraction
+
 
 def check_labels(logits, labels):
     if not isinstance(logits, np.ndarray) or logits.ndim != 2:
         raise ValueError(f"cross-entropy: expected logits of shape (N, K), got "
                          f"{getattr(logits, 'shape', type(logits).__name__)}")
-    if logits.dtype not in (np.float32, np.float64):
+    if logits.dtype not in FLOAT_DTYPES:
         raise TypeError(f"cross-entropy: expected float32/float64 logits, got {logits.dtype}")
     N, K = logits.shape
     if N == 0:
@@ -43,8 +45,7 @@ def softmax(z):
 def softmax_cross_entropy(logits, labels, label_smoothing=0.0):
     """Return (loss, dlogits): the mean loss (a Python float) and dL/dlogits (N, K)."""
     labels = check_labels(logits, labels)
-    if not 0 <= label_smoothing < 1:
-        raise ValueError(f"cross-entropy: label_smoothing must be in [0, 1), got {label_smoothing!r}")
+    label_smoothing = check_fraction("cross-entropy", "label_smoothing", label_smoothing)
     N, K = logits.shape
     logp = log_softmax(logits)                                   # (N, K)
     q = np.full((N, K), label_smoothing / K, dtype=logits.dtype)
@@ -55,17 +56,24 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0):
 
 
 class SoftmaxCrossEntropy:
-    """The loss as an object: ``loss = ce(logits, labels)``, then ``ce.backward()``."""
+    """The loss as an object: ``loss = ce(logits, labels)`` (or ``ce.forward(logits,
+    labels)``), then ``ce.backward()`` returns dL/dlogits of that call."""
 
     def __init__(self, label_smoothing=0.0):
-        if not 0 <= label_smoothing < 1:
-            raise ValueError(f"SoftmaxCrossEntropy: label_smoothing must be in [0, 1), "
-                             f"got {label_smoothing!r}")
-        self.label_smoothing = label_smoothing
+        self.label_smoothing = check_fraction("SoftmaxCrossEntropy", "label_smoothing",
+                                              label_smoothing)
+        self.dlogits = None
 
-    def __call__(self, logits, labels):
+    def forward(self, logits, labels):
+        """The mean loss (a float); keeps dL/dlogits (N, K) for backward."""
         loss, self.dlogits = softmax_cross_entropy(logits, labels, self.label_smoothing)
         return loss
 
+    def __call__(self, logits, labels):
+        return self.forward(logits, labels)
+
     def backward(self):
+        if self.dlogits is None:
+            raise RuntimeError("SoftmaxCrossEntropy.backward: call forward first "
+                               "(loss = ce(logits, labels)); backward returns its dL/dlogits")
         return self.dlogits

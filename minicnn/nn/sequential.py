@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import backend
 from ..checkpoint import write_npz_atomic
-from .layer import Layer
+from .layer import Layer, check_positive_int, is_int
 
 
 class Sequential:
@@ -43,6 +43,7 @@ class Sequential:
         if not layers:
             raise ValueError("Sequential: expected at least one layer, got none")
         self.layers = layers
+        self.forward_ran = False   # True once forward has run: backward has something to use
         self.released = False      # True after predict: the layers hold nothing for backward
         # Up to the first layer with params, no input gradient is needed: the data's
         # gradient nobody wants, and the layers before have no params to train.
@@ -77,7 +78,7 @@ class Sequential:
     # -- computation ----------------------------------------------------------
     def forward(self, x, training=False):
         x = self._run(x, training, release=False)
-        self.released = False
+        self.forward_ran, self.released = True, False
         return x
 
     def _run(self, x, training, release):
@@ -105,6 +106,9 @@ class Sequential:
         if self.released:
             raise RuntimeError("Sequential.backward: the last pass was predict(), which keeps "
                                "nothing for backward; call forward(x, training=...) first")
+        if not self.forward_ran:
+            raise RuntimeError("Sequential.backward: call forward first (each layer's backward "
+                               "uses what its forward kept)")
         for i in range(len(self.layers) - 1, -1, -1):
             if dy is None:                   # below the first layer with params: nothing to do
                 break
@@ -129,6 +133,9 @@ class Sequential:
         Inference only: each layer releases what it kept for backward as soon as the
         next one has its input, so peak memory is about the largest layer's input +
         output, not the sum over all layers (as a training forward needs)."""
+        batch_size = check_positive_int("Sequential.predict", "batch_size", batch_size)
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"Sequential.predict: expected a numpy array, got {type(x).__name__}")
         if len(x) == 0:
             raise ValueError("Sequential.predict: got an empty input (0 examples)")
         outs = []
@@ -213,13 +220,24 @@ class Sequential:
         write_npz_atomic(path if path.endswith(".npz") else path + ".npz", self.state_dict())
 
     def load(self, path):
-        """Load a file written by ``save`` (read with allow_pickle=False)."""
+        """Load a file written by ``save``, without pickle and within bounds: the file is
+        checked whole before any array is read (``checkpoint.read_npz``).
+
+        Raises FileNotFoundError if there is no file at ``path``, and CheckpointError (a
+        ValueError) naming the file if it cannot be read (not a regular file, truncated,
+        damaged, oversized, object arrays) or does not hold this model's arrays.
+        """
+        from ..checkpoint import CheckpointError, read_npz
+        path = os.fspath(path)
         try:
-            with np.load(path, allow_pickle=False) as f:
-                state = {k: f[k] for k in f.files}
-        except (OSError, ValueError, EOFError) as e:
-            raise ValueError(f"Sequential.load: cannot read {path!s} as an .npz weights file: {e}") from e
-        self.load_state_dict(state)
+            state = read_npz(path)
+        except CheckpointError as e:
+            raise CheckpointError(f"Sequential.load: cannot read {e}") from e
+        try:
+            self.load_state_dict(state)
+        except ValueError as e:
+            raise CheckpointError(f"Sequential.load: {path} does not hold this model's "
+                                  f"weights: {e}") from e
 
     # -- description ------------------------------------------------------------
     def summary(self, input_shape=(32, 32, 3), paths=False, batch_size=128):
@@ -227,12 +245,15 @@ class Sequential:
         example (multiply-add = 2). ``input_shape`` excludes the batch axis. Fused
         pairs are marked. ``paths=True`` adds which code computes each layer's forward
         pass, dx and dW on the active backend, for a batch of ``batch_size``
-        (a Conv2D's choice depends on its map sizes, channels and dtype: fast/rules.py)."""
+        (a Conv2D's choice depends on its map sizes, channels and dtype: fast/rules.py).
+        A layer that cannot take the shape the one before gives raises a ValueError
+        (``layer_shapes``)."""
+        batch_size = check_positive_int("Sequential.summary", "batch_size", batch_size)
         fused_into = {step[1]: step[0] for step in self.steps if len(step) == 2}
-        rows, shape, total_p, total_f = [], tuple(input_shape), 0, 0
-        for i, layer in enumerate(self.layers):
-            flops = layer.flops(shape)
-            in_shape, shape = shape, layer.output_shape(shape)
+        rows, total_p, total_f = [], 0, 0
+        for i, (in_shape, shape) in enumerate(self.layer_shapes(input_shape)):
+            layer = self.layers[i]
+            flops = layer.flops(in_shape)
             n = sum(p.size for p in layer.params.values())
             total_p, total_f = total_p + n, total_f + flops
             name = repr(layer) + (f"  [fused into {fused_into[i]}]" if i in fused_into else "")
@@ -266,8 +287,28 @@ class Sequential:
         return paths["forward"], paths["dx"] if layer.needs_input_grad else "-", dW
 
     def flops(self, input_shape=(32, 32, 3)):
-        total, shape = 0, tuple(input_shape)
-        for layer in self.layers:
-            total += layer.flops(shape)
-            shape = layer.output_shape(shape)
-        return total
+        """Forward FLOPs for one example of ``input_shape`` (no batch axis)."""
+        return sum(layer.flops(in_shape)
+                   for layer, (in_shape, _) in zip(self.layers, self.layer_shapes(input_shape)))
+
+    def layer_shapes(self, input_shape=(32, 32, 3)):
+        """[(input shape, output shape)] of every layer, for one example of ``input_shape``
+        (no batch axis), from each layer's ``output_shape``. A layer that cannot take the
+        shape that arrives raises a ValueError naming its index, the layer, that shape and
+        what the layer expects (before any data is run through the network)."""
+        shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else ()
+        if not shape or not all(is_int(d) and d >= 1 for d in shape):
+            raise ValueError(f"Sequential: input_shape must be a tuple of positive ints, one "
+                             f"example without the batch axis such as (32, 32, 3), "
+                             f"got {input_shape!r}")
+        shapes = []
+        for i, layer in enumerate(self.layers):
+            try:
+                out = tuple(layer.output_shape(shape))
+            except ValueError as e:
+                source = "the input" if i == 0 else f"layer {i - 1}"
+                raise ValueError(f"Sequential: layer {i}, {layer!r}, cannot take shape {shape} "
+                                 f"from {source}: {e}") from e
+            shapes.append((shape, out))
+            shape = out
+        return shapes

@@ -6,6 +6,9 @@ Forward:  y[n, i, j, c] = max_{kh, kw} x[n, i*S + kh, j*S + kw, c]
 Backward: dx[n, i*S + kh, j*S + kw, c] += dy[n, i, j, c]   where kh*K + kw = arg
           (overlapping windows, S < K, add up).
 
+NaN, as np.max and np.argmax treat it: a window holding a NaN outputs NaN, and
+arg is its first NaN tap, so the backward sends dy to that NaN input.
+
 No padding; windows that do not fit are dropped (OH = (H - K) // S + 1).
 ``arg`` is int8 (K*K <= 127), one byte per output element.
 """
@@ -18,9 +21,16 @@ def maxpool_forward(x, K, S, y, arg):
     """Fill y (N, OH, OW, C) and arg (same shape, int8). Parallel over output rows.
 
     Each output pixel's C channels are a contiguous run. The taps are visited
-    in order; a channel's running max and argmax change only where a tap is
-    strictly greater (so ties keep the first maximum), written as selects. The
-    argmax is kept in a float scratch row of x's dtype while the taps are
+    in order; a channel's running max and argmax change only where a tap wins,
+    written as selects. A tap v wins over the running max m when
+
+        not (v <= m) and m == m      (v > m, or v is NaN; never once m is NaN)
+
+    so ties keep the first maximum, and the first NaN, once taken, stays: the
+    output is NaN and arg its tap, wherever the NaN sits in the window (a plain
+    ``v > m`` is False for a NaN v and would drop it). Both compares vectorize
+    with the selects; m is read once into a local, so the loop keeps it in a
+    register instead of reloading y_pix[c]. The argmax is kept in a float scratch row of x's dtype while the taps are
     scanned (a float select vectorizes, an int8 one does not: docs/performance.md)
     and converted to int8 once per pixel.
     """
@@ -43,10 +53,10 @@ def maxpool_forward(x, K, S, y, arg):
                     x_tap = x[n, i * S + kh, j * S + kw]
                     tap = taps[kh * K + kw]
                     for c in range(C):
-                        v = x_tap[c]
-                        better = v > y_pix[c]
-                        best[c] = tap if better else best[c]
-                        y_pix[c] = v if better else y_pix[c]
+                        v, running_max = x_tap[c], y_pix[c]
+                        wins = (not (v <= running_max)) & (running_max == running_max)
+                        best[c] = tap if wins else best[c]
+                        y_pix[c] = v if wins else running_max
             arg_pix = arg[n, i, j]
             for c in range(C):
                 arg_pix[c] = np.int8(best[c])

@@ -36,7 +36,7 @@ one pass with float64 partial sums and no full-size temporaries.
 import numpy as np
 
 from .. import backend
-from .layer import Layer
+from .layer import Layer, check_float_dtype, check_fraction, check_positive_int
 
 
 # ---- reference: the formulas in NumPy ------------------------------------------------
@@ -70,11 +70,12 @@ class _BatchNorm(Layer):
     def __init__(self, channels, momentum=0.1, eps=1e-5, freeze_scale=False,
                  freeze_shift=False, scale_init=1.0, dtype=np.float32, name=None):
         super().__init__(name)
-        if not isinstance(channels, (int, np.integer)) or channels < 1:
-            raise ValueError(f"{self.name}: channels must be a positive int, got {channels!r}")
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"{self.name}: momentum must be in [0, 1], got {momentum!r}")
-        self.C, self.momentum, self.eps = channels, momentum, eps
+        channels = check_positive_int(self.name, "channels", channels)
+        momentum = check_fraction(self.name, "momentum", momentum, include_one=True)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps > 0:
+            raise ValueError(f"{self.name}: eps must be a number > 0, got {eps!r}")
+        dtype = check_float_dtype(self.name, dtype)
+        self.C, self.momentum, self.eps = channels, momentum, float(eps)
         self.add_param("gamma", np.full(channels, scale_init, dtype=dtype), role="norm_scale")
         self.add_param("beta", np.zeros(channels, dtype=dtype), role="norm_shift")
         self.buffers["running_mean"] = np.zeros(channels, dtype=dtype)
@@ -90,6 +91,9 @@ class _BatchNorm(Layer):
     def flops(self, input_shape):
         return 4 * int(np.prod(input_shape))
 
+    def output_shape(self, input_shape):
+        return self.check_example_shape(input_shape, self.ndim - 1, channels=self.C)
+
     def forward(self, x, training=False):
         self.check_input(x, ndim=self.ndim, channels=self.C)
         if x.dtype != self.params["gamma"].dtype:
@@ -103,10 +107,9 @@ class _BatchNorm(Layer):
         return backend.run(self, "forward", x2, training).reshape(x.shape)
 
     def backward(self, dy):
-        if self.x2 is None:
-            raise RuntimeError(f"{self.name}.backward: call forward first")
-        self.check_backward(dy, self.x_shape)
-        dy2 = np.ascontiguousarray(dy, dtype=self.x2.dtype).reshape(-1, self.C)
+        self.check_forward_ran(self.x2)
+        dy = self.check_backward(dy, self.x_shape, self.x2.dtype)
+        dy2 = np.ascontiguousarray(dy).reshape(-1, self.C)
         return backend.run(self, "backward", dy2).reshape(self.x_shape)
 
     def update_running_stats(self, mu, var, m):

@@ -17,7 +17,9 @@ setup(
         "pillow>=9",
         "threadpoolctl>=3",
     ],
-    extras_require={"test": ["pytest>=7", "scipy>=1.9", "playwright>=1.40"]},
+    extras_require={"test": ["pytest>=7", "scipy>=1.9", "playwright>=1.40", "hypothesis>=6"],
+                    # MPI from the registry: mpi4py and the MPICH library as wheels
+                    "distributed": ["mpi4py>=4", "mpich"]},
     entry_points={"console_scripts": ["minicnn-predict=minicnn.predict:cli",
                                       "minicnn-report=minicnn.report:main"]},
 )

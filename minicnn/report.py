@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointError, load_checkpoint, unflatten
+from .checkpoint import CheckpointError, load_checkpoint, read_npz, unflatten
 from .data import load_cifar10, standardize
 from .data.files import DatasetError, DatasetNotFoundError
 from .nn.loss import softmax
@@ -124,8 +124,7 @@ def read_run(run_dir):
     state, weights_from = None, None
     if (run_dir / "model.npz").exists():
         try:
-            with np.load(run_dir / "model.npz", allow_pickle=False) as f:
-                state = {k: f[k] for k in f.files}
+            state = read_npz(run_dir / "model.npz")         # bounded, no pickle
             weights_from = "model.npz"
         except (OSError, ValueError, EOFError) as e:
             missing.append(f"model.npz: unreadable ({e})")

@@ -7,24 +7,26 @@ Layouts (what the official archives extract to):
   python  cifar-10-batches-py/   data_batch_{1..5}, test_batch, batches.meta
           pickled dicts: b'data' (10000, 3072) uint8 in the same plane order, b'labels' list.
 
-Pickles are read with `RestrictedUnpickler`, which can build numpy arrays and nothing else,
-so a malicious file cannot run code. Anything wrong (size, count, shape, dtype, label) raises
-`DatasetError` naming the file and what was expected versus found: never a partial dataset.
+Pickles are read with `RestrictedUnpickler` (safe_pickle.py), which can build numpy arrays
+and nothing else, so a malicious file cannot run code. Every file is checked to be a regular
+file, and its size, before it is read; an archive's gzip CRC is checked (files.py). Anything
+wrong (size, count, shape, dtype, label, missing files) raises `DatasetError` naming the
+file and what was expected versus found: never a partial dataset.
 """
 import gzip
-import io
 import os
-import pickle
+import stat
 import tarfile
 import warnings
-import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from ..checkpoint import file_kind, open_regular_file
 from .download import download_cifar10
-from .files import (BIN_ARCHIVE, BIN_DIR, PY_ARCHIVE, PY_DIR, DatasetError,  # noqa: F401
-                     DatasetNotFoundError)
+from .files import (BIN_ARCHIVE, BIN_DIR, PY_ARCHIVE, PY_DIR, UNREADABLE_ARCHIVE,  # noqa: F401
+                    DatasetError, DatasetNotFoundError, bounded_members, read_to_end)
+from .safe_pickle import RestrictedUnpickler, load_pickle  # noqa: F401
 
 H, W, C = 32, 32, 3
 PIXELS = C * H * W                  # 3072 bytes of pixels per image
@@ -59,38 +61,10 @@ def decode_bin(raw, where, n_records=None):
     return x, _check_labels(y, where)
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that can rebuild numpy arrays (all the official pickles hold) and nothing else.
-
-    Any other global (os.system, builtins.eval, ...) raises pickle.UnpicklingError before it
-    can be called.
-    """
-    _reconstruct = np.empty(0).__reduce__()[0]   # numpy's array-rebuild function
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-               ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-               ("numpy", "ndarray"): np.ndarray,
-               ("numpy", "dtype"): np.dtype}
-
-    def find_class(self, module, name):
-        try:
-            return self.ALLOWED[(module, name)]
-        except KeyError:
-            allowed = ", ".join(f"{m}.{n}" for m, n in self.ALLOWED)
-            raise pickle.UnpicklingError(
-                f"refusing to load global {module}.{name}: a CIFAR-10 pickle only needs "
-                f"{allowed}") from None
-
-
-def load_pickle(raw, where):
-    """Unpickle bytes with RestrictedUnpickler (encoding='bytes', as the Python 2 files need)."""
-    try:
-        return RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except Exception as e:  # unpickling can fail in many ways on corrupt bytes
-        raise DatasetError(f"{where}: not a valid CIFAR-10 pickle: {e}") from e
-
-
 def _get(d, key, where):
     """d[b'key'] or d['key'] (Python 2 pickles give bytes keys)."""
+    if not isinstance(d, dict):
+        raise DatasetError(f"{where}: expected a pickled dict, got {type(d).__name__}")
     for k in (key.encode(), key):
         if k in d:
             return d[k]
@@ -98,24 +72,46 @@ def _get(d, key, where):
 
 
 def decode_pickle(raw, where, n_records=None):
-    """Decode one python-layout batch pickle -> x (n, 32, 32, 3) uint8 NHWC, y (n,) int64."""
+    """Decode one python-layout batch pickle -> x (n, 32, 32, 3) uint8 NHWC, y (n,) int64.
+
+    The pickle must be a dict with b'data', a uint8 array (n, 3072), and b'labels', a list
+    of ints or an integer array (n,), each in 0..9.
+    """
     n = RECORDS_PER_BATCH if n_records is None else n_records
     d = load_pickle(raw, where)
-    if not isinstance(d, dict):
-        raise DatasetError(f"{where}: expected a pickled dict, got {type(d).__name__}")
     data, labels = _get(d, "data", where), _get(d, "labels", where)
     if not (isinstance(data, np.ndarray) and data.dtype == np.uint8
             and data.shape == (n, PIXELS)):
         got = (f"{data.dtype} array {data.shape}" if isinstance(data, np.ndarray)
                else type(data).__name__)
         raise DatasetError(f"{where}: expected data as a uint8 array ({n}, {PIXELS}), got {got}")
-    try:
-        y = np.array(labels, dtype=np.int64)
-    except (TypeError, ValueError, OverflowError) as e:
-        raise DatasetError(f"{where}: labels are not a list of integers ({e})") from e
-    if y.shape != (n,):
-        raise DatasetError(f"{where}: expected {n} labels, got shape {y.shape}")
-    return data.reshape(n, C, H, W).transpose(0, 2, 3, 1), _check_labels(y, where)
+    return data.reshape(n, C, H, W).transpose(0, 2, 3, 1), _decode_labels(labels, n, where)
+
+
+def _decode_labels(labels, n, where):
+    """Labels of a pickle batch -> (n,) int64. Anything but integers is refused: a float
+    label (even 3.0) means the file is not what it claims to be, and truncating it could
+    change a class silently."""
+    if isinstance(labels, np.ndarray):
+        if labels.dtype.kind not in "iu":
+            raise DatasetError(f"{where}: expected integer labels, got an array of {labels.dtype}")
+        if labels.shape != (n,):
+            raise DatasetError(f"{where}: expected {n} labels, got shape {labels.shape}")
+        return _check_labels(labels, where).astype(np.int64)
+    if not isinstance(labels, (list, tuple)):
+        raise DatasetError(f"{where}: expected labels as a list of ints, "
+                           f"got {type(labels).__name__}")
+    if len(labels) != n:
+        raise DatasetError(f"{where}: expected {n} labels, got {len(labels)}")
+    for i, label in enumerate(labels):
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+            raise DatasetError(f"{where}: expected integer labels, got {label!r} "
+                               f"({type(label).__name__}) at record {i}")
+    bad = [i for i, label in enumerate(labels) if not 0 <= label < NUM_CLASSES]
+    if bad:
+        raise DatasetError(f"{where}: labels must be in 0..{NUM_CLASSES - 1}, got "
+                           f"{labels[bad[0]]} at record {bad[0]} ({len(bad)} bad labels)")
+    return np.array(labels, dtype=np.int64)
 
 
 def _check_labels(y, where):
@@ -131,8 +127,14 @@ def decode_meta(raw, where, layout):
     if layout == "binary":
         names = [s.strip() for s in raw.decode("utf-8", "replace").splitlines() if s.strip()]
     else:
-        names = [n.decode() if isinstance(n, bytes) else n
-                 for n in _get(load_pickle(raw, where), "label_names", where)]
+        names = _get(load_pickle(raw, where), "label_names", where)
+        if not isinstance(names, (list, tuple)):
+            raise DatasetError(f"{where}: expected label_names as a list, "
+                               f"got {type(names).__name__}")
+        try:
+            names = [n.decode("utf-8") if isinstance(n, bytes) else n for n in names]
+        except UnicodeDecodeError as e:
+            raise DatasetError(f"{where}: class names are not UTF-8 text: {e}") from e
     if len(names) != NUM_CLASSES or not all(isinstance(n, str) for n in names):
         raise DatasetError(f"{where}: expected {NUM_CLASSES} class names, got {names!r}")
     return names
@@ -152,20 +154,41 @@ def _check_size(where, got, layout, name):
                            f"{exact} bytes ({RECORDS_PER_BATCH} records of {RECORD_BYTES}), got {got}")
 
 
+def _read_file(path, layout, name):
+    """The bytes of one file of a batches folder: refused before reading if it is not a
+    regular file or has the wrong size (decoding checks the length of what was read)."""
+    with open_regular_file(path, DatasetError) as f:
+        size = os.fstat(f.fileno()).st_size
+        _check_size(path, size, layout, name)
+        return f.read(size)
+
+
 def _folder_files(folder, layout, names):
-    """Yield (name, where, bytes) for each file, checking its size before reading it."""
+    """Yield (name, where, bytes) for each file of a complete batches folder."""
     for name in names:
-        p = folder / name
-        if not p.is_file():
-            raise DatasetError(f"{p}: missing file (the {layout} layout needs {names})")
-        _check_size(p, p.stat().st_size, layout, name)
-        yield name, str(p), p.read_bytes()
+        yield name, str(folder / name), _read_file(folder / name, layout, name)
+
+
+def _check_complete(folder, layout):
+    """The files to read from a batches folder; DatasetError naming every missing one and
+    every one present when the folder is incomplete (nothing is downloaded into it)."""
+    _, train, test, meta = LAYOUTS[layout]
+    present = [name for name in train + [test, meta] if os.path.lexists(folder / name)]
+    missing = [name for name in train + [test] if name not in present]
+    if missing:
+        raise DatasetError(
+            f"{folder}: incomplete CIFAR-10 {layout} layout: missing {', '.join(missing)}; "
+            f"present: {', '.join(present)}. Put the missing files in this folder (the "
+            f"official {BIN_ARCHIVE if layout == 'binary' else PY_ARCHIVE} holds them all), "
+            f"or point data_dir / MINICNN_DATA at a complete copy. Nothing was downloaded "
+            f"here, and the files present are left as they are.")
+    return train + [test] + ([meta] if meta in present else [])
 
 
 def _archive_files(tar, archive, layout, names):
     """Yield (name, where, bytes) from an open tarfile, in archive order (one pass over the gzip)."""
     wanted, folder = set(names), LAYOUTS[layout][0]
-    for m in tar:
+    for m in bounded_members(tar, archive):
         p = PurePosixPath(m.name)
         if m.isfile() and p.parent.name == folder and p.name in wanted:
             where = f"{archive}:{m.name}"
@@ -177,12 +200,35 @@ def _archive_files(tar, archive, layout, names):
 
 
 def _archive_layout(tar, archive):
-    for m in tar:
+    for m in bounded_members(tar, archive):
         parts = PurePosixPath(m.name).parts
         for layout, (folder, *_) in LAYOUTS.items():
             if folder in parts:
                 return layout
     raise DatasetError(f"{archive}: expected a folder {BIN_DIR}/ or {PY_DIR}/ inside, found none")
+
+
+def _read_archive(archive):
+    """Decode a .tar.gz of either layout, then read the gzip stream to its end so its
+    CRC-32 is checked (files.py); a damaged archive is reported as such even when it
+    was a bad member that stopped the decoding."""
+    with open_regular_file(archive, DatasetError) as f:
+        try:
+            with gzip.GzipFile(fileobj=f, mode="rb") as gz, \
+                    tarfile.open(fileobj=gz, mode="r:") as tar:
+                try:
+                    layout = _archive_layout(tar, archive)
+                    _, train, test, meta = LAYOUTS[layout]
+                    data = _assemble(_archive_files(tar, archive, layout, train + [test, meta]),
+                                     layout)
+                except DatasetError:
+                    read_to_end(gz, archive)
+                    raise
+                read_to_end(gz, archive)
+        except UNREADABLE_ARCHIVE as e:
+            raise DatasetError(f"{archive}: not a readable .tar.gz archive "
+                               f"(truncated or damaged?): {e}") from e
+    return data
 
 
 def _assemble(files, layout):
@@ -208,17 +254,25 @@ def find_in(path):
     """What CIFAR-10 copy `path` holds: (layout, folder) or ("archive", file) or None.
 
     path may be a batches folder, a parent of cifar-10-batches-bin/-py, a folder holding
-    an official .tar.gz, or a .tar.gz file. Extracted folders win over archives.
+    an official .tar.gz, or a .tar.gz file. A folder holding any of a layout's files
+    counts as that layout (read_cifar10 then names what is missing). Extracted folders
+    win over archives. A path that is a FIFO, device or socket raises DatasetError.
     """
     path = Path(path).expanduser()
-    if path.is_file():
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:                       # nothing there, or a broken link
+        return None
+    if stat.S_ISREG(mode):
         return ("archive", path) if path.name.endswith((".tar.gz", ".tgz")) else None
-    for layout, (folder, train, _, _) in LAYOUTS.items():
+    if not stat.S_ISDIR(mode):
+        raise DatasetError(f"{path}: is {file_kind(mode)}, expected a folder or a .tar.gz file")
+    for layout, (folder, train, test, meta) in LAYOUTS.items():
         for d in (path, path / folder):
-            if (d / train[0]).is_file():
+            if any(os.path.lexists(d / name) for name in train + [test, meta]):
                 return layout, d
     for name in (BIN_ARCHIVE, PY_ARCHIVE):
-        if (path / name).is_file():
+        if os.path.lexists(path / name):
             return "archive", path / name
     return None
 
@@ -231,17 +285,9 @@ def read_cifar10(path):
                                    f"{BIN_ARCHIVE} or {PY_ARCHIVE}")
     kind, where = found
     if kind == "archive":
-        try:
-            with tarfile.open(where, "r:gz") as tar:
-                layout = _archive_layout(tar, where)
-                _, train, test, meta = LAYOUTS[layout]
-                data = _assemble(_archive_files(tar, where, layout, train + [test, meta]), layout)
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-            raise DatasetError(f"{where}: not a readable .tar.gz archive: {e}") from e
+        data = _read_archive(where)
     else:
-        _, train, test, meta = LAYOUTS[kind]
-        names = train + [test] + ([meta] if (where / meta).is_file() else [])
-        data = _assemble(_folder_files(where, kind, names), kind)
+        data = _assemble(_folder_files(where, kind, _check_complete(where, kind)), kind)
     data["source"] = str(where)
     return data
 
@@ -275,6 +321,8 @@ def load_cifar10(data_dir=None, download=True, *, urlopen=None):
     Looks in data_dir, then $MINICNN_DATA, then ~/.cache/minicnn (see find_in for what each
     may hold). If absent and download is True, fetches the official binary archive into the
     first of those places (MD5-checked, safely extracted). urlopen: injectable opener for tests.
+    A folder holding only some of the files raises DatasetError naming the missing ones; no
+    download is tried into it.
 
     Returns dict: x_train (50000, 32, 32, 3) uint8, y_train (50000,) int64,
     x_test (10000, 32, 32, 3) uint8, y_test (10000,) int64, class_names (10 str),

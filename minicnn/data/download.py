@@ -4,13 +4,16 @@
       1. stream https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz to a temp file in
          dest_dir (tqdm progress bar), hashing as it goes;
       2. if the MD5 is the published one, rename the temp file into place (atomic);
-      3. check every archive member (no absolute paths, no '..' escapes, no links or devices),
-         extract into a temp folder, and rename the batches folder into place.
+      3. read the archive to its end (gzip CRC, size bounds: files.py), check every member
+         (no absolute paths, no '..' escapes, no links or devices), extract into a temp
+         folder, and rename the batches folder into place.
 
 The opener is injectable (urlopen=...) so tests never touch the network.
 """
+import gzip
 import hashlib
 import os
+import posixpath
 import shutil
 import tarfile
 import tempfile
@@ -19,7 +22,9 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from tqdm import tqdm
 
-from .files import BIN_ARCHIVE, BIN_DIR, PY_ARCHIVE, PY_DIR, DatasetError
+from ..checkpoint import open_regular_file
+from .files import (BIN_ARCHIVE, BIN_DIR, PY_ARCHIVE, PY_DIR, UNREADABLE_ARCHIVE, DatasetError,
+                    bounded_members, read_to_end)
 
 ARCHIVES = {  # layout -> (url, published md5, archive file name, folder it extracts to)
     "binary": ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
@@ -31,9 +36,9 @@ CHUNK = 2**20
 
 
 def md5_file(path):
-    """Hex MD5 of a file, read in 1 MiB chunks."""
+    """Hex MD5 of a regular file, read in 1 MiB chunks (DatasetError for a FIFO, device...)."""
     h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
+    with open_regular_file(path, DatasetError) as f:
         for block in iter(lambda: f.read(CHUNK), b""):
             h.update(block)
     return h.hexdigest()
@@ -86,18 +91,49 @@ def check_member(member, target):
         raise DatasetError(f"unsafe archive member {name!r}: it would land outside {root}")
 
 
-def safe_extract(archive, target):
-    """Extract a .tar.gz into target after checking every member (see check_member).
+def check_paths(members, archive):
+    """Raise DatasetError if two members would collide on disk: a file where another
+    member needs a folder, or a file and a folder at one path (extraction would fail
+    halfway with files already written)."""
+    files, folders = set(), {"."}
+    for m in members:
+        path = posixpath.normpath(m.name)
+        parents = [str(p) for p in PurePosixPath(path).parents]
+        clash = next((p for p in parents if p in files), None)
+        if clash is None and (path in folders if not m.isdir() else path in files):
+            clash = path
+        if clash is not None:
+            raise DatasetError(f"{archive}: member {m.name!r} collides with another member "
+                               f"at {clash!r} (a file and a folder at one path)")
+        folders.update(parents)
+        (folders if m.isdir() else files).add(path)
 
-    Nothing is written unless all members pass. Files get mode 0o644, folders 0o755;
+
+def safe_extract(archive, target):
+    """Extract a .tar.gz into target after checking the whole archive and every member.
+
+    Nothing is written unless the archive is a regular file that reads to its end with a
+    good gzip CRC, within files.MAX_ARCHIVE_BYTES and MAX_ARCHIVE_MEMBERS (tarfile itself
+    refuses a member whose data runs past the end), every member passes check_member,
+    and no two members collide (check_paths). Files get mode 0o644, folders 0o755;
     ownership and timestamps from the archive are ignored. Returns target (Path).
     """
     target = Path(target)
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
+    with open_regular_file(archive, DatasetError) as f, gzip.GzipFile(fileobj=f, mode="rb") as gz:
+        try:
+            read_to_end(gz, archive)          # the CRC, before anything is written
+            gz.seek(0)
+            tar = tarfile.open(fileobj=gz, mode="r:")
+            members = list(bounded_members(tar, archive))
+        except UNREADABLE_ARCHIVE as e:
+            raise DatasetError(f"{archive}: not a readable .tar.gz archive: {e}") from e
+        with tar:
             for m in members:
-                check_member(m, target)
+                try:
+                    check_member(m, target)
+                except DatasetError as e:
+                    raise DatasetError(f"{archive}: {e}") from None
+            check_paths(members, archive)
             for m in members:
                 out = target / m.name
                 if m.isdir():
@@ -107,8 +143,6 @@ def safe_extract(archive, target):
                 with tar.extractfile(m) as src, open(out, "wb") as dst:
                     shutil.copyfileobj(src, dst, CHUNK)
                 out.chmod(0o644)
-    except (tarfile.TarError, EOFError) as e:
-        raise DatasetError(f"{archive}: not a readable .tar.gz archive: {e}") from e
     return target
 
 
@@ -125,7 +159,11 @@ def download_cifar10(dest_dir, layout="binary", urlopen=None, md5=None, progress
     dest_dir = Path(dest_dir).expanduser()
     final = dest_dir / folder
     if final.exists() and any(final.iterdir()):
-        raise DatasetError(f"{final} exists but holds no usable CIFAR-10; remove it and retry")
+        held = sorted(p.name for p in final.iterdir())
+        raise DatasetError(f"{final} already holds files ({', '.join(held[:8])}"
+                           f"{', ...' if len(held) > 8 else ''}); not downloading into a folder "
+                           f"that is not empty. Pass another folder, or, if these are part of "
+                           f"CIFAR-10, add the missing files to them")
     archive = download_file(url, dest_dir / archive_name, md5 or published, urlopen,
                             progress=progress)
     tmp = Path(tempfile.mkdtemp(dir=dest_dir, prefix=".extract-"))

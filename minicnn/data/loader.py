@@ -6,6 +6,14 @@ import numpy as np
 
 
 def _check(x, y, batch_size, who):
+    """Arrays only: a list would be indexed one image at a time, and converting it here
+    would copy the whole data set and guess its dtype (float64 for a list of floats)."""
+    if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
+        raise TypeError(f"{who}: expected numpy arrays x (N, H, W, C) and y (N,), got "
+                        f"x: {type(x).__name__}, y: {type(y).__name__}; convert with "
+                        f"np.asarray(x, dtype=np.float32) and np.asarray(y)")
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError(f"{who}: expected x (N, ...) and y (N,), got shapes {x.shape} and {y.shape}")
     if len(x) != len(y):
         raise ValueError(f"{who}: x has {len(x)} examples but y has {len(y)}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -90,13 +98,28 @@ class BatchLoader:
         return state
 
     def load_state_dict(self, state):
-        """Restore a state_dict(): the next iteration repeats exactly what would have come."""
+        """Restore a state_dict(): the next iteration repeats exactly what would have come.
+
+        A state that is not a dict, lacks a key, or holds a bad value raises ValueError.
+        """
+        who = "BatchLoader.load_state_dict"
+        if not isinstance(state, dict):
+            raise ValueError(f"{who}: expected a dict, got {type(state).__name__}")
         missing = {"epoch", "batch", "rng_state"} - set(state)
         if missing:
-            raise ValueError(f"BatchLoader.load_state_dict: missing keys {sorted(missing)}")
-        if not 0 <= state["batch"] < max(len(self), 1):
-            raise ValueError(f"BatchLoader.load_state_dict: batch must be in 0..{len(self) - 1}, "
-                             f"got {state['batch']}")
-        self.rng.bit_generator.state = copy.deepcopy(state["rng_state"])   # validates it
+            raise ValueError(f"{who}: missing keys {sorted(missing)}")
+        for key in ("epoch", "batch"):
+            if isinstance(state[key], bool) or not isinstance(state[key], (int, np.integer)):
+                raise ValueError(f"{who}: {key} must be an int, got {state[key]!r}")
+        if state["epoch"] < 0 or not 0 <= state["batch"] < max(len(self), 1):
+            raise ValueError(f"{who}: expected epoch >= 0 and batch in 0..{len(self) - 1}, "
+                             f"got epoch {state['epoch']}, batch {state['batch']}")
+        probe = type(self.rng.bit_generator)()      # tried first: a bad state changes nothing
+        try:
+            probe.state = copy.deepcopy(state["rng_state"])
+        except (TypeError, ValueError, KeyError, OverflowError) as e:
+            raise ValueError(f"{who}: rng_state is not a state of this loader's "
+                             f"{type(probe).__name__} generator: {e!r}") from e
+        self.rng.bit_generator.state = probe.state
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
         self._epoch_state = self.rng.bit_generator.state

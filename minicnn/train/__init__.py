@@ -13,7 +13,7 @@
 The picture functions load matplotlib when first used, not when minicnn.train is imported.
 """
 from .evaluate import evaluate, mirror, predict_logits
-from .trainer import Trainer, TrainingDiverged, save_json
+from .trainer import CheckpointWriteError, Trainer, TrainingDiverged, save_json
 from .traces import TraceRecorder, load_traces
 
 _TRACE_PLOTS = ("plot_gradient_norms", "plot_update_ratios", "plot_histograms")

@@ -86,7 +86,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import write_atomic, write_npz_atomic
+from ..checkpoint import read_npz, write_atomic, write_npz_atomic
 from ..nn import GELU, LeakyReLU, ReLU
 
 FORMAT = "minicnn-traces"
@@ -511,8 +511,7 @@ def _read_histograms(npz_path, doc, json_path):
         return None
     unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
     try:
-        with np.load(npz_path, allow_pickle=False) as f:
-            arrays = {key: f[key] for key in f.files}
+        arrays = read_npz(npz_path)                          # bounded, no pickle
     except unreadable as e:
         raise TraceFileError(f"{npz_path}: not a readable .npz file (half-written or "
                              f"damaged?): {e}") from e

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fast.process import tune_process
-from ..checkpoint import flatten, load_checkpoint, save_checkpoint, unflatten
+from ..checkpoint import flatten, load_checkpoint, require_keys, save_checkpoint, unflatten
 from .evaluate import evaluate
 from ..nn.loss import softmax_cross_entropy
 from .progress import ProgressBar
@@ -41,6 +41,11 @@ from .traces import TraceRecorder
 class TrainingDiverged(FloatingPointError):
     """The loss, a gradient or a weight went non-finite or exploded (Trainer.check_step,
     check_weights). The last checkpoint written is the last sound one."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, folder unwritable, ...); the file
+    written before it, if any, is whole."""
 
 
 # what a checkpoint's meta must hold to resume
@@ -258,10 +263,18 @@ class Trainer:
         saved (``check_weights``): the previous checkpoint stays the last good one."""
         path = Path(path or self.run_dir / "checkpoint.npz")
         self.check_weights()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if self.tracer is not None:
-            self.tracer.save(path.parent)
-        save_checkpoint(path, *self.state())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if self.tracer is not None:
+                self.tracer.save(path.parent)
+            save_checkpoint(path, *self.state())
+        except OSError as e:
+            kept = (f"the previous checkpoint (step {self.saved_step}) is untouched"
+                    if self.saved_step is not None and path.exists() else "no checkpoint was kept")
+            raise CheckpointWriteError(
+                f"could not write the checkpoint {path} at step {self.step}: "
+                f"{e.strerror or e}; {kept}. Free space or fix the folder's permissions, "
+                f"then resume.") from e
         self.saved_step = self.step
         return path
 
@@ -290,12 +303,8 @@ class Trainer:
         checked before anything changes: a missing part is named, with what was found."""
         nested = unflatten(arrays)
         needed = ["model", "optimizer"] + (["lookahead"] if self.lookahead is not None else [])
-        missing = [key for key in needed if key not in nested]
-        missing += [f"meta '{key}'" for key in META_KEYS if key not in meta]
-        if missing:
-            raise ValueError(f"{path}: not a complete training checkpoint: missing "
-                             f"{', '.join(missing)} (found arrays {sorted(nested)} and meta "
-                             f"{sorted(meta)})")
+        require_keys(nested, needed, path, "arrays")
+        require_keys(meta, META_KEYS, path, "meta entries")
         self.model.load_state_dict(nested["model"])
         self.optimizer.load_state_dict(nested["optimizer"])
         if self.lookahead is not None:

@@ -3,11 +3,16 @@
 Small fake datasets (4 records a batch) are written to tmp_path in both official layouts.
 The real data (../shared/data/cifar-10-batches-bin or $MINICNN_DATA) is used when present.
 """
+import gzip
 import io
 import os
 import pickle
+import signal
 import struct
+import subprocess
+import sys
 import tarfile
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +66,9 @@ def py2_dumps(obj):
     return f.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
 
 
-def write_dataset(root, layout="binary", py2=True):
-    """Write a fake 5+1 batch dataset under root; returns (folder, dict of source arrays)."""
+def write_dataset(root, layout="binary", py2=True, protocol=4):
+    """Write a fake 5+1 batch dataset under root; returns (folder, dict of source arrays).
+    Python layout: Python 2 style pickles (py2), else pickle.dumps with ``protocol``."""
     folder = root / cifar10.LAYOUTS[layout][0]
     folder.mkdir(parents=True)
     xs, ys = zip(*[fake_split(i, N) for i in range(6)])
@@ -73,7 +79,7 @@ def write_dataset(root, layout="binary", py2=True):
         else:
             d = {b"batch_label": b"fake", b"labels": [int(v) for v in y],
                  b"data": x.transpose(0, 3, 1, 2).reshape(N, 3072).copy(), b"filenames": []}
-            (folder / stem).write_bytes(py2_dumps(d) if py2 else pickle.dumps(d, protocol=4))
+            (folder / stem).write_bytes(py2_dumps(d) if py2 else pickle.dumps(d, protocol=protocol))
     if layout == "binary":
         (folder / "batches.meta.txt").write_text("\n".join(NAMES) + "\n\n")
     else:
@@ -170,7 +176,8 @@ class Evil:
         return os.system, (f"touch {self.marker}",)
 
 
-@pytest.mark.parametrize("dumps", [py2_dumps, lambda o: pickle.dumps(o, protocol=4)])
+@pytest.mark.parametrize("dumps", [py2_dumps] + [lambda o, p=p: pickle.dumps(o, protocol=p)
+                                                 for p in (0, 2, 4, 5)])
 def test_malicious_pickle_does_not_run(tmp_path, dumps):
     folder, _ = write_dataset(tmp_path, "python")
     marker = tmp_path / "pwned"
@@ -183,6 +190,179 @@ def test_malicious_pickle_does_not_run(tmp_path, dumps):
     assert control.exists()
     with pytest.raises(pickle.UnpicklingError, match="builtins.eval"):
         cifar10.RestrictedUnpickler(io.BytesIO()).find_class("builtins", "eval")
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_python3_pickles_of_every_protocol_load(tmp_path, protocol):
+    """pickle.dumps of the batch dicts as a Python 3 user writes them: protocols 0-2 store
+    bytes through _codecs.encode (and b'' through bytes()), numpy scalars through scalar(),
+    protocol 5 arrays through _frombuffer. Labels as numpy ints and as an array load too."""
+    folder, src = write_dataset(tmp_path, "python", py2=False, protocol=protocol)
+    for stem, labels in (("data_batch_2", lambda y: [np.int64(v) for v in y]),
+                         ("test_batch", lambda y: np.array(y, np.int32))):
+        d = pickle.loads((folder / stem).read_bytes())
+        d[b"labels"], d[b"batch_label"] = labels(d[b"labels"]), b""
+        (folder / stem).write_bytes(pickle.dumps(d, protocol=protocol))
+    assert_same(read_cifar10(folder), src)
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([0.0, 1.0, 2.0, 3.0], r"expected integer labels, got 0.0 \(float\) at record 0"),
+    ([0, 1, 2.5, 3], r"got 2.5 \(float\) at record 2"),
+    ([0, True, 2, 3], r"got True \(bool\) at record 1"),
+    (np.array([0.0, 1.0, 2.0, 3.0]), "expected integer labels, got an array of float64"),
+    ([0, 1, 2, 10], "labels must be in 0..9, got 10 at record 3"),
+    ([0, 1, -1, 3], "labels must be in 0..9, got -1 at record 2"),
+    ([0, 1, 2, 10**30], "labels must be in 0..9, got 1000000000000000000000000000000"),
+    (np.array([0, 1, 2, 2**63 + 1], np.uint64), "labels must be in 0..9, got 9223372036854775809"),
+    ([0, 1, 2], "expected 4 labels, got 3"),
+    ("0123", "expected labels as a list of ints, got str"),
+])
+def test_labels_that_are_not_integers_in_range_are_refused(tmp_path, labels, message):
+    folder, _ = write_dataset(tmp_path, "python")
+    d = {b"data": np.zeros((N, 3072), np.uint8), b"labels": labels}
+    (folder / "data_batch_4").write_bytes(pickle.dumps(d, protocol=2))
+    with pytest.raises(DatasetError, match=message) as e:
+        read_cifar10(folder)
+    assert str(folder / "data_batch_4") in str(e.value)
+
+
+class ArrayState:
+    """Pickles as numpy pickles an array, with the state (shape, dtype, data) given.
+    numpy's own ndarray.__setstate__ crashes the interpreter on an object dtype with a
+    shape of 10**6 and an empty list."""
+
+    def __init__(self, shape, dtype, data):
+        self.state = (1, shape, np.dtype(dtype), False, data)
+
+    def __reduce__(self):
+        return np.empty(0).__reduce__()[0], (np.ndarray, (0,), b"b"), self.state
+
+
+class CallsNdarray:
+    """numpy.ndarray((2**40,)) in a pickle: a 1 TiB allocation if it were called."""
+
+    def __reduce__(self):
+        return np.ndarray, ((2**40,),)
+
+
+@pytest.mark.parametrize("raw, message", [
+    (pickle.dumps({b"data": ArrayState((10**6,), object, [])}, protocol=2), "refusing dtype 'O"),
+    (pickle.dumps({b"data": ArrayState((10**6,), object, [])}, protocol=4), "refusing dtype 'O"),
+    (pickle.dumps(ArrayState((3,), np.float64, b"\0" * 16), protocol=2), "needs 24 bytes, got 16"),
+    (pickle.dumps(ArrayState((10**12,), np.float64, b""), protocol=4),
+     "needs 8000000000000 bytes, got 0"),
+    (pickle.dumps({b"data": CallsNdarray()}, protocol=2), "ndarray may only appear"),
+    (b"\x80\x02Nr\xff\xff\xff\x07.", "memo index 134217727 at opcode 2"),
+    (b"\x80\x04\x8e" + struct.pack("<Q", 2**40) + b"x.", "expected 1099511627776 bytes"),
+    (pickle.dumps(np.zeros(3, dtype=[("a", "<f4")]), protocol=2), "refusing dtype"),
+])
+def test_pickles_that_would_crash_or_allocate_are_refused(raw, message):
+    """Run in a child process: a crash there fails this test instead of ending the run."""
+    code = ("import sys\nfrom minicnn.data.safe_pickle import load_pickle\n"
+            "from minicnn.data import DatasetError\n"
+            "try:\n    load_pickle(sys.stdin.buffer.read(), 'the file')\n"
+            "except DatasetError as e:\n    print(e)\nelse:\n    print('loaded')\n")
+    child = subprocess.run([sys.executable, "-c", code], input=raw, capture_output=True,
+                           timeout=120, cwd=ROOT)
+    assert child.returncode == 0, f"the child died ({child.returncode}): {child.stderr[-500:]}"
+    out = child.stdout.decode()
+    assert out.startswith("the file: not a valid CIFAR-10 pickle") and message in out, out
+
+
+def test_memo_bomb_is_refused_without_allocating():
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match="memo index"):
+            cifar10.load_pickle(b"\x80\x02Nr\xff\xff\xff\x07.", "bomb")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+# ---------------------------------------------------------------- archives and special files
+def archive_bytes(folder, compresslevel):
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as t:
+        t.add(folder, arcname=folder.name)
+    return tar.getvalue(), gzip.compress(tar.getvalue(), compresslevel=compresslevel, mtime=0)
+
+
+def test_flipped_pixel_in_archive_is_caught_by_the_gzip_crc(tmp_path):
+    """Stored (level 0) deflate blocks hold the tar bytes as they are, so a flipped byte
+    decompresses fine: only the CRC-32 in the gzip trailer can tell."""
+    folder, src = write_dataset(tmp_path / "src")
+    tar, gz = archive_bytes(folder, compresslevel=0)
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    archive.write_bytes(gz)
+    assert_same(read_cifar10(archive), src)
+    pixel = to_records(*fake_split(2, N)).tobytes()[1:40]      # data_batch_3, record 0
+    at = gz.find(pixel)
+    assert at > 0 and tar.count(pixel) == 1
+    damaged = bytearray(gz)
+    damaged[at + 20] ^= 0x04
+    archive.write_bytes(bytes(damaged))
+    with pytest.raises(DatasetError, match="CRC check failed") as e:
+        read_cifar10(archive)
+    assert str(archive) in str(e.value)
+    archive.write_bytes(gz[:-8])                                # no CRC/length trailer
+    with pytest.raises(DatasetError, match="not a readable .tar.gz"):
+        read_cifar10(archive)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+def test_fifo_or_directory_where_a_file_is_expected_is_refused_at_once(tmp_path):
+    folder, _ = write_dataset(tmp_path / "bin")
+    (folder / "data_batch_1.bin").unlink()
+    os.mkfifo(folder / "data_batch_1.bin")
+    py_folder, _ = write_dataset(tmp_path / "py", "python")
+    (py_folder / "test_batch").unlink()
+    (py_folder / "test_batch").mkdir()
+    os.mkfifo(tmp_path / "cifar-10-binary.tar.gz")
+    signal.alarm(20)                                        # a blocking open fails the test
+    try:
+        with pytest.raises(DatasetError, match="data_batch_1.bin: is a FIFO"):
+            read_cifar10(folder)
+        with pytest.raises(DatasetError, match="test_batch: is a directory, expected a regular"):
+            read_cifar10(py_folder)
+        with pytest.raises(DatasetError, match="cifar-10-binary.tar.gz: is a FIFO"):
+            read_cifar10(tmp_path)
+        with pytest.raises(DatasetError, match="cifar-10-binary.tar.gz: is a FIFO .*expected "
+                                               "a folder or a .tar.gz file"):
+            read_cifar10(tmp_path / "cifar-10-binary.tar.gz")
+    finally:
+        signal.alarm(0)
+
+
+def test_incomplete_folder_names_the_missing_files_and_downloads_nothing(tmp_path):
+    folder, _ = write_dataset(tmp_path / "d")
+    (folder / "data_batch_1.bin").unlink()
+    before = sorted(os.listdir(folder))
+    calls = []
+
+    def urlopen(url, timeout=None):
+        calls.append(url)
+        raise AssertionError("no download should be tried")
+    for path in (folder, tmp_path / "d"):               # the folder itself, or its parent
+        with pytest.raises(DatasetError) as e:
+            load_cifar10(path, urlopen=urlopen)
+        msg = str(e.value)
+        assert msg.startswith(f"{folder}: incomplete CIFAR-10 binary layout: missing "
+                              f"data_batch_1.bin; present: data_batch_2.bin, data_batch_3.bin, "
+                              f"data_batch_4.bin, data_batch_5.bin, test_batch.bin, "
+                              f"batches.meta.txt."), msg
+        assert "delete" not in msg.lower() and "remove" not in msg.lower()
+    assert calls == [] and sorted(os.listdir(folder)) == before
+    for name in before:
+        (folder / name).unlink()
+    (folder / "batches.meta.txt").write_text("\n".join(NAMES))
+    with pytest.raises(DatasetError, match="missing data_batch_1.bin, data_batch_2.bin, "
+                                           "data_batch_3.bin, data_batch_4.bin, "
+                                           "data_batch_5.bin, test_batch.bin; present: "
+                                           "batches.meta.txt"):
+        load_cifar10(folder, urlopen=urlopen)
+    assert calls == []
 
 
 # ---------------------------------------------------------------- locating

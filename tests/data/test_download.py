@@ -2,6 +2,7 @@
 
 No test touches the network: the opener is a fake that serves bytes from memory.
 """
+import gzip
 import hashlib
 import io
 import tarfile
@@ -154,3 +155,57 @@ def test_corrupt_archive_is_rejected(tmp_path):
         load_cifar10(tmp_path, download=False)
     with pytest.raises(DatasetError, match="not a readable .tar.gz"):
         safe_extract(bad, tmp_path / "out")
+
+
+def test_damaged_archive_writes_nothing(tmp_path):
+    """safe_extract reads the gzip stream to its end (CRC) before writing anything."""
+    data, _ = fake_archive()
+    tar = gzip.decompress(data)
+    stored = bytearray(gzip.compress(tar, compresslevel=0, mtime=0))   # tar bytes as they are
+    stored[stored.find(b"cifar-10-batches-bin/test_batch.bin") + 600] ^= 1
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(bytes(stored))
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(DatasetError, match="CRC check failed") as e:
+        safe_extract(archive, target)
+    assert str(archive) in str(e.value) and list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("extra, why", [
+    ([("cifar-10-batches-bin/data_batch_1.bin/x", b"x", {})], "collides with another member"),
+    ([("cifar-10-batches-bin/test_batch.bin", b"", {"type": tarfile.DIRTYPE})], "collides"),
+    ("cut", "unexpected end of data"),
+])
+def test_archive_whose_members_cannot_all_be_written_writes_nothing(tmp_path, extra, why):
+    if extra == "cut":    # the last member declares 10**6 bytes; 512 follow, then nothing
+        tar = gzip.decompress(fake_archive()[0])
+        with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+            end = max(m.offset_data + -(-m.size // 512) * 512 for m in t.getmembers())
+        info = tarfile.TarInfo("cifar-10-batches-bin/big")
+        info.size = 10**6
+        data = gzip.compress(tar[:end] + info.tobuf() + b"x" * 512)
+    else:
+        data, _ = fake_archive(extra=extra)
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(data)
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(DatasetError, match=why) as e:
+        safe_extract(archive, target)
+    assert str(archive) in str(e.value) and list(target.iterdir()) == []
+
+
+def test_download_into_a_folder_that_holds_files_keeps_them_and_says_so(tmp_path):
+    data, _ = fake_archive()
+    folder = tmp_path / "d" / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    calls = []
+    with pytest.raises(DatasetError) as e:
+        download_cifar10(tmp_path / "d", urlopen=opener_for(data, calls), md5=md5(data),
+                         progress=False)
+    msg = str(e.value)
+    assert "already holds files (notes.txt)" in msg and "not downloading" in msg
+    assert "remove" not in msg.lower() and "delete" not in msg.lower()
+    assert calls == [] and (folder / "notes.txt").read_text() == "mine"

@@ -47,3 +47,30 @@ def test_batch_loader_epochs_and_exact_resume():
     ep1_order = np.concatenate([yb for _, yb in rest_a[2:]])
     assert not np.array_equal(ep1_order, np.concatenate([yb for _, yb in ep0]))  # reshuffled
     assert a.epoch == b.epoch == 3
+
+
+def test_lists_are_refused_with_what_was_expected():
+    x, y = images(4).tolist(), [0, 1, 2, 3]
+    for make in (lambda: BatchLoader(x, y, 2), lambda: next(iterate_batches(x, np.array(y), 2))):
+        with pytest.raises(TypeError, match=r"expected numpy arrays x \(N, H, W, C\) and y \(N,\), "
+                                            r"got x: list, y: (list|ndarray)"):
+            make()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: [], "expected a dict, got list"),
+    (lambda s: {k: v for k, v in s.items() if k != "rng_state"}, r"missing keys \['rng_state'\]"),
+    (lambda s: {**s, "batch": "1"}, "batch must be an int, got '1'"),
+    (lambda s: {**s, "epoch": -1}, "expected epoch >= 0"),
+    (lambda s: {**s, "rng_state": {"bit_generator": "MT19937"}}, "rng_state is not a state"),
+    (lambda s: {**s, "rng_state": {**s["rng_state"], "state": {"state": -1, "inc": 1}}},
+     "rng_state is not a state"),
+])
+def test_bad_loader_state_is_refused_and_changes_nothing(change, message):
+    x, y = images(10, 4, 4, 3), np.arange(10)
+    loader = BatchLoader(x, y, 4, seed=3)
+    next(iter(loader))
+    state = loader.state_dict()
+    with pytest.raises(ValueError, match=message):
+        loader.load_state_dict(change(json.loads(json.dumps(state))))
+    assert loader.state_dict() == state

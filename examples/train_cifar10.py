@@ -48,6 +48,8 @@ from minicnn.train import CheckpointWriteError, Trainer, TrainingDiverged, save_
 # "fast94":  airbench94 itself (widths 64/256/256, batch 1024, 10 epochs, all 50k images).
 # README.md has each preset's measured accuracy and time.
 # "simple":  the plain VGG-style net with Adam, for comparison.
+# "fast94_muon": airbench94_muon: the airbench94 net with Muon for the conv filters and SGD
+#            for the rest (batch 2000, 8 epochs, no lookahead; lr is Muon's, see zoo/recipe.py).
 # The airbench tricks (whiten, dirac, bn_lr_scale, lookahead, label_smoothing, flip, tta)
 # can each be switched off from the command line, for ablations.
 RECIPE = dict(whiten=True, dirac=True, bn_lr_scale=64.0)
@@ -64,6 +66,9 @@ PRESETS = {
     "simple": dict(model="simple", widths=None, epochs=10, batch_size=128, optimizer="adam",
                    lr=1e-3, label_smoothing=0.0, translate=4, flip="random", tta=1,
                    lookahead=False, val_size=5000, **RECIPE),
+    "fast94_muon": dict(model="airbench", widths=[64, 256, 256], epochs=8, batch_size=2000,
+                        optimizer="muon", lr=0.24, label_smoothing=0.2, translate=2,
+                        flip="alternating", tta=2, lookahead=False, val_size=0, **RECIPE),
 }
 
 
@@ -127,7 +132,7 @@ def parse_args(argv=None, raise_errors=False):
     p.add_argument("--epochs", type=whole_number(1))
     p.add_argument("--batch-size", type=whole_number(1))
     p.add_argument("--lr", type=real_number(0), help="learning rate on the mean loss (default: the preset's)")
-    p.add_argument("--optimizer", choices=["sgd", "adam"])
+    p.add_argument("--optimizer", choices=["sgd", "adam", "muon"])
     p.add_argument("--val-size", type=whole_number(0))
     p.add_argument("--tta", type=int, choices=[0, 1, 2], help="test-time augmentation level")
     p.add_argument("--label-smoothing", type=real_number(0, 1, low_open=False))
@@ -358,11 +363,11 @@ def on_every_rank(ranks, step):
             sys.exit(status)
         return result
     try:
-        ranks.agree(problem)
+        ranks.agree(problem, status)
     except distributed.DistributedError as e:
         if ranks.is_main:
             print(f"error: {e}", file=sys.stderr)
-        sys.exit(status)
+        sys.exit(e.status)
     return result
 
 
@@ -381,7 +386,7 @@ def setup(argv, ranks):
     if ranks is None:
         return args, config, out
     if config["batch_size"] % ranks.size:
-        raise distributed.DistributedError(
+        raise FlagError(
             f"--batch-size {config['batch_size']} cannot be split evenly over {ranks.size} "
             f"ranks: choose a multiple of {ranks.size}")
     config["world_size"] = ranks.size
@@ -430,13 +435,24 @@ def main(argv=None):
                          drop_last=len(y_tr) > config["batch_size"])
     total_steps = config["epochs"] * len(loader)
     hooks, lookahead, la_decay = [], None, None
-    if config["model"] == "airbench" and config["optimizer"] == "sgd":
+    if config["model"] == "airbench" and config["optimizer"] == "muon":
+        # airbench94_muon: Muon (lr = --lr) for the conv filters, SGD for the rest
+        minicnn.zoo.airbench_muon_head_init(model)     # --resume then loads the saved head
+        optimizer = minicnn.zoo.airbench_muon_optimizer(model, config["batch_size"],
+                                                        filter_lr=config["lr"])
+        schedule = minicnn.zoo.airbench_muon_schedule(total_steps)
+        if config["whiten"]:
+            hooks.append(freeze_whiten_bias(3))
+    elif config["model"] == "airbench" and config["optimizer"] == "sgd":
         optimizer = airbench_optimizer(model, config["batch_size"],
                                        lr_scale=config["lr"] / airbench_lr(config["batch_size"]),
                                        bias_scaler=config["bn_lr_scale"])
         schedule = airbench_schedule(total_steps)
         if config["whiten"]:
             hooks.append(freeze_whiten_bias(3))
+    elif config["optimizer"] == "muon":
+        sys.exit("--optimizer muon: needs --model airbench (its recipe gives the conv filters "
+                 "to Muon and the BatchNorm shifts and the head to SGD)")
     else:
         groups = param_groups_no_decay(model.named_parameters())
         optimizer = (Adam(groups, lr=config["lr"], weight_decay=5e-4) if config["optimizer"] == "adam"

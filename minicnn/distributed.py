@@ -140,19 +140,23 @@ class Ranks:
             self.comm.Abort(1)
         sys.excepthook = hook
 
-    def agree(self, problem):
-        """Every rank calls this with its own problem (a message, or None when fine).
-        If any rank has one, every rank raises DistributedError with all of them
-        ("rank 1: ..."); the caller on rank 0 prints it, the others exit quietly."""
-        problems = self.comm.allgather(problem)
+    def agree(self, problem, status=1):
+        """Every rank calls this with its own problem (a message, or None when fine) and
+        the exit status it would mean. If any rank has one, every rank raises
+        DistributedError with all of them ("rank 1: ...") and ``.status``, the largest
+        status among them (the same on every rank, so the job exits with it); the
+        caller on rank 0 prints it, the others exit quietly."""
+        problems = self.comm.allgather((problem, status))
         by_problem = {}
-        for rank, text in enumerate(problems):
+        for rank, (text, _) in enumerate(problems):
             if text:
                 by_problem.setdefault(text, []).append(str(rank))
         if by_problem:
-            raise DistributedError("; ".join(
+            error = DistributedError("; ".join(
                 f"{'every rank' if len(r) == self.size > 1 else 'rank ' + ', '.join(r)}: {text}"
                 for text, r in by_problem.items()))
+            error.status = max(code for text, code in problems if text)
+            raise error
 
     def check_same_versions(self, versions=None):
         """Refuse ranks that run different Python, NumPy, numba, mpi4py or minicnn

@@ -69,3 +69,20 @@ def test_good_flags_parse(script, tmp_path):
                               "--translate", "0", "--seed", "0", "--out", str(tmp_path / "new"),
                               "--limit-train", "600", "--val-size", "100", "--batch-size", "500"])
     assert (args.epochs, args.lr, args.label_smoothing, args.translate) == (3, 0.5, 0.0, 0)
+
+
+def test_an_out_folder_that_cannot_be_written_fails_before_any_data_is_read(script, monkeypatch,
+                                                                            capsys, tmp_path):
+    """As root every folder is writable, so a refused write is played by the probe file."""
+    monkeypatch.setattr(script, "load_cifar10", lambda *a, **k: pytest.fail("data was read"))
+    real_write = script.Path.write_bytes
+
+    def read_only(path, data):
+        if path.name == ".write-probe":
+            raise PermissionError(13, "Permission denied")
+        return real_write(path, data)
+    monkeypatch.setattr(script.Path, "write_bytes", read_only)
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--out", str(tmp_path / "run"), "--no-progress"])
+    assert stop.value.code == 2
+    assert "cannot write there (Permission denied)" in capsys.readouterr().err

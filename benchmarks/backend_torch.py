@@ -18,6 +18,18 @@ A training step is forward + F.cross_entropy + backward + ``p -= lr * p.grad``
 ``torch.inference_mode()``. Layer passes: "forward" runs with autograd recording
 (a training forward); "backward" times ``y.backward(dy)`` after an untimed
 forward, computing grads for the input, weight and bias.
+
+A network task may also carry ``"compile": True``: the same step under
+``torch.compile`` (default mode, ``dynamic=False``). For training the whole step
+function is compiled: TorchDynamo breaks the graph at ``loss.backward()``, so
+forward + loss become one compiled graph (whose backward AOTAutograd compiles
+too) and the SGD loop a second one; for inference the model is compiled. Every
+task builds a fresh model and compiles it for that one batch size and mode
+(TorchDynamo's caches are reset first, so earlier tasks cannot use up its
+recompilation limit); ``make`` then runs the step until a call compiles nothing
+new, so compilation is never timed, and a timed run that compiles anything
+raises. If compiling fails (no C++ compiler, an unsupported platform) the
+subject is reported as skipped with the reason.
 """
 import sys
 import time
@@ -27,11 +39,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from subject import Subject
+from subject import Subject, Unavailable
 
 LR = 1e-3
-
-
+MAX_COMPILE_CALLS = 5      # calls of a compiled step allowed before it must stop compiling
 
 
 def init(threads):
@@ -55,6 +66,49 @@ def timed(fn):
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+def graphs_compiled():
+    """How many graphs TorchDynamo has compiled in this process so far."""
+    from torch._dynamo.utils import counters
+    return counters["stats"]["unique_graphs"]
+
+
+def compiled_subject(fn, meta):
+    """A Subject for ``fn``, a function that calls torch.compile'd code.
+
+    Runs ``fn`` until a call compiles no new graph (the first call compiles; at most
+    MAX_COMPILE_CALLS calls), so that no timed run pays for compilation; adds to
+    ``meta`` the seconds those calls took ("compile_s", compilation included), the
+    number of graphs compiled and the number of calls. Raises Unavailable if
+    compiling fails, RuntimeError if ``fn`` is still compiling after those calls.
+    Each timed run checks that it compiled nothing."""
+    start, t0 = graphs_compiled(), time.perf_counter()
+    steady = False
+    try:
+        for calls in range(1, MAX_COMPILE_CALLS + 1):
+            before = graphs_compiled()
+            fn()
+            steady = calls > 1 and graphs_compiled() == before
+            if steady:
+                break
+    except Exception as e:                        # the compiler toolchain is missing or broken
+        lines = [line for line in str(e).strip().splitlines() if line.strip()]
+        reason = f"torch.compile failed: {type(e).__name__}: {lines[0] if lines else ''}"
+        raise Unavailable(reason[:500]) from e
+    if not steady:
+        raise RuntimeError(f"backend_torch: torch.compile still compiled new graphs after "
+                           f"{MAX_COMPILE_CALLS} calls")
+    meta = {**meta, "compile_s": time.perf_counter() - t0, "graphs": graphs_compiled() - start,
+            "calls_to_steady": calls}
+    graphs_after_warmup = graphs_compiled()
+
+    def run_once():
+        seconds = timed(fn)
+        if graphs_compiled() != graphs_after_warmup:
+            raise RuntimeError("backend_torch: torch.compile compiled a new graph during a timed run")
+        return seconds
+    return Subject(run_once, meta)
 
 
 class Scale(nn.Module):
@@ -131,6 +185,9 @@ def make(task):
         return Subject(backward_once, meta)
 
     if kind == "network":
+        compiled = bool(task.get("compile"))
+        if compiled:
+            torch._dynamo.reset()
         kwargs = {"widths": tuple(task["widths"])} if task.get("widths") else {}
         model = MODELS[task["name"]](**kwargs).to(memory_format=fmt)
         N = task["N"]
@@ -148,13 +205,16 @@ def make(task):
                     for p in params:
                         p.add_(p.grad, alpha=-LR)
                         p.grad = None
+            if compiled:
+                return compiled_subject(torch.compile(step, dynamic=False), meta)
             return Subject(lambda: timed(step), meta)
 
         model.eval()
+        net = torch.compile(model, dynamic=False) if compiled else model
 
         def infer():
             with torch.inference_mode():
-                model(x)
-        return Subject(lambda: timed(infer), meta)
+                net(x)
+        return compiled_subject(infer, meta) if compiled else Subject(lambda: timed(infer), meta)
 
     raise ValueError(f"backend_torch: unknown task kind {kind!r} in {task!r}")

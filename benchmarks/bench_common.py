@@ -1,12 +1,16 @@
 """Driver-side helpers shared by the benchmark scripts.
 
-* ``Pool``: the workers (one minicnn worker, and one PyTorch worker when a torch
-  python is given) and ``Pool.measure(task)``, which sets a task up on every
-  subject (minicnn, torch NCHW, torch channels_last), warms each up, then times
-  them alternately one repetition at a time (the order rotates each round) so
-  every subject sees the same machine load.
+* ``Pool``: the workers (one minicnn worker and, when a torch python is given,
+  one PyTorch worker for the eager subjects and one for torch.compile) and
+  ``Pool.measure(task)``, which sets a task up on every subject (minicnn, torch
+  NCHW, torch channels_last, and for networks torch.compile channels_last),
+  warms each up, then times them alternately one repetition at a time (the order
+  rotates each round) so every subject sees the same machine load.
+* ``worker_env``: the environment of every worker process: thread counts pinned,
+  OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed.
 * ``summarize``: median, min, max and quartiles of a list of times.
-* ``machine_info``: CPU model, cores, load, thread settings, OPENBLAS_CORETYPE.
+* ``machine_info`` / ``cpu_info``: CPU model, family and model numbers, ISA flags,
+  LLVM's name for the CPU, cores, load, thread settings, removed variables.
 
 Timing happens inside the workers (time.perf_counter around the work only);
 the JSON round trip to the driver is outside the timed region.
@@ -35,6 +39,20 @@ from bench_worker import THREAD_VARS, Server  # noqa: E402
 DEFAULT_THREADS = 2
 TORCH_LAYOUTS = ("nchw", "channels_last")
 LABELS = {"nchw": "torch-nchw", "channels_last": "torch-cl"}
+# The PyTorch subjects: label -> extra task fields. The compiled one runs in a worker
+# process of its own and only for networks (a single layer compiles to the same
+# aten convolution the eager subjects call, so compiling it would only cost time).
+TORCH_SUBJECTS = {"torch-nchw": {"layout": "nchw"},
+                  "torch-cl": {"layout": "channels_last"},
+                  "torch-compile-cl": {"layout": "channels_last", "compile": True}}
+COMPILE_LABEL = "torch-compile-cl"
+COMPILE_KINDS = ("network",)
+
+# Removed from every worker's environment, for every subject alike. Some machines set
+# them for the sake of an old OpenBLAS; they make a current one pick slower kernels.
+REMOVED_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# The CPU flags (/proc/cpuinfo) that decide which kernels the libraries can use.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni")
 
 
 def log(msg):
@@ -70,10 +88,14 @@ def source_fingerprint(root=None):
     return h.hexdigest()[:16]
 
 
-def worker_env(threads):
-    """The parent's environment (OPENBLAS_CORETYPE included) with thread counts pinned
-    and CODE_ROOT on PYTHONPATH so the worker imports that minicnn."""
-    env = dict(os.environ)
+def worker_env(threads, parent_env=None):
+    """The environment of a worker process: the parent's (``parent_env``, default
+    os.environ) without REMOVED_ENV_VARS, with thread counts pinned and CODE_ROOT on
+    PYTHONPATH so the worker imports that minicnn. The parent's own environment is
+    left as it is."""
+    env = dict(os.environ if parent_env is None else parent_env)
+    for var in REMOVED_ENV_VARS:
+        env.pop(var, None)
     for var in THREAD_VARS:
         env[var] = str(threads)
     paths = [str(CODE_ROOT), str(BENCH_DIR)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
@@ -151,7 +173,8 @@ def torch_python_ok(path):
 
 
 class Pool:
-    """The minicnn worker plus, optionally, the torch worker.
+    """The minicnn worker plus, optionally, the torch workers (eager, and torch.compile
+    in a process of its own unless ``torch_compile`` is False).
 
     gap: seconds to sleep before switching to a subject in another process, so
     the previous process's thread pools (OpenBLAS and OpenMP threads spin for a
@@ -162,18 +185,26 @@ class Pool:
     down, and a subject that ran right after another in the same process (PyTorch
     channels_last after NCHW) otherwise started warm where the others started cold
     (bench_worker.warm_up has the figures).
+    skipped: {label: reason} for subjects that cannot run on this machine (a worker
+    answered "skipped", e.g. torch.compile without a working compiler); they are
+    not tried again and their records carry the reason.
     """
 
     def __init__(self, torch_python=None, threads=DEFAULT_THREADS, inprocess=False, gap=0.2,
-                 warm=0.1):
+                 warm=0.1, torch_compile=True):
         self.threads, self.gap, self.warm, self.log = threads, gap, warm, log
         self.minicnn = InProcessWorker("minicnn") if inprocess else SubprocessWorker("minicnn", None, threads)
-        self.torch, self.torch_python, self.torch_skipped = None, None, None
+        self.torch, self.torch_compile, self.torch_python, self.torch_skipped = None, None, None, None
+        self.skipped = {}
         if torch_python:
             ok, why = torch_python_ok(torch_python)
             if ok:
                 self.torch = SubprocessWorker("torch", torch_python, threads)
                 self.torch_python = str(torch_python)
+                if torch_compile:
+                    self.torch_compile = SubprocessWorker("torch", torch_python, threads)
+                else:
+                    self.skipped[COMPILE_LABEL] = "left out on request (--no-compile)"
             else:
                 self.torch_skipped = why
                 self.log(f"PyTorch comparison skipped: {why}")
@@ -185,7 +216,7 @@ class Pool:
         self.close()
 
     def close(self):
-        for w in (self.minicnn, self.torch):
+        for w in (self.minicnn, self.torch, self.torch_compile):
             if w is not None:
                 w.close()
 
@@ -204,18 +235,30 @@ class Pool:
             return subs
         subs = [("minicnn", self.minicnn, {})]
         if self.torch:
-            subs += [(LABELS[lay], self.torch, {"layout": lay}) for lay in TORCH_LAYOUTS]
+            subs += [(label, self.torch, extra) for label, extra in TORCH_SUBJECTS.items()
+                     if label != COMPILE_LABEL]
+            if kind in COMPILE_KINDS and (self.torch_compile or COMPILE_LABEL in self.skipped):
+                subs.append((COMPILE_LABEL, self.torch_compile, TORCH_SUBJECTS[COMPILE_LABEL]))
         return subs
 
     def measure(self, task, reps, warmup):
-        """Time ``task`` on every subject, interleaved. Returns {label: {"meta", "times"} or {"error"}}."""
+        """Time ``task`` on every subject, interleaved.
+        Returns {label: {"meta", "times"} or {"error"} or {"skipped"}}."""
         subs = self.subjects(task["kind"])
         out, live = {}, []
         for label, worker, extra in subs:
+            if label in self.skipped:
+                out[label] = {"skipped": self.skipped[label]}
+                continue
             key = f"{label}:{json.dumps(task, sort_keys=True)}"
             try:
-                meta = worker.call(op="setup", key=key, task={**task, **extra}, warmup=warmup)["meta"]
-                out[label] = {"meta": meta, "times": []}
+                reply = worker.call(op="setup", key=key, task={**task, **extra}, warmup=warmup)
+                if "skipped" in reply:
+                    self.skipped[label] = reply["skipped"]
+                    out[label] = {"skipped": reply["skipped"]}
+                    self.log(f"  {label} skipped from now on: {reply['skipped']}")
+                    continue
+                out[label] = {"meta": reply["meta"], "times": []}
                 live.append((label, worker, key))
             except WorkerError as e:
                 out[label] = {"error": str(e)}
@@ -269,28 +312,64 @@ def attach_rate(record, flops, ref_gflops):
     return record
 
 
-def cpu_model():
+def cpuinfo_fields(path="/proc/cpuinfo"):
+    """The first processor's "key: value" lines of /proc/cpuinfo ({} if unreadable)."""
+    fields = {}
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break                      # the end of the first processor's block
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return fields
 
 
-def machine_info(threads):
+def cpu_model():
+    return cpuinfo_fields().get("model name") or platform.processor() or platform.machine()
+
+
+def llvm_host_cpu():
+    """The CPU name LLVM (and so numba) compiles for, e.g. "znver3" (None without llvmlite)."""
+    try:
+        import llvmlite.binding as llvm
+        return llvm.get_host_cpu_name()
+    except Exception:
+        return None
+
+
+def cpu_info(path="/proc/cpuinfo"):
+    """CPU model name, vendor, family / model / stepping numbers, the ISA_FLAGS it has
+    ({flag: bool}) and the CPU name numba's LLVM targets."""
+    fields = cpuinfo_fields(path)
+    flags = set(fields.get("flags", "").split())
+
+    def number(key):
+        return int(fields[key]) if fields.get(key, "").isdigit() else None
+    return {"model_name": fields.get("model name") or platform.processor() or platform.machine(),
+            "vendor": fields.get("vendor_id"), "family": number("cpu family"),
+            "model": number("model"), "stepping": number("stepping"),
+            "isa": {flag: flag in flags for flag in ISA_FLAGS}, "llvm_cpu": llvm_host_cpu()}
+
+
+def machine_info(threads, environ=None):
+    """What the report says about the machine and the run's settings. ``environ``
+    (default os.environ) is the parent's environment, for REMOVED_ENV_VARS."""
+    environ = os.environ if environ is None else environ
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
         affinity = None
+    info = cpu_info()
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model(), "cores": os.cpu_count(), "cores_usable": affinity,
+        "cpu": info["model_name"], "cpu_info": info, "cores": os.cpu_count(), "cores_usable": affinity,
         "platform": platform.platform(), "loadavg_start": list(os.getloadavg()),
         "threads": threads, "thread_env": {v: str(threads) for v in THREAD_VARS},
-        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "worker_env_removed": {"variables": list(REMOVED_ENV_VARS),
+                               "parent_had": {v: environ[v] for v in REMOVED_ENV_VARS if v in environ}},
         "command": " ".join(shlex.quote(a) for a in ["python"] + sys.argv),
         "python": sys.executable,
     }
@@ -311,6 +390,14 @@ def common_args(ap, quick_help="few reps (smoke test)"):
                          "every timed repetition, so each starts at full clock (default 0.1; "
                          "0 = no warm-up runs, the earlier method)")
     ap.add_argument("--json", metavar="PATH", help="also write the records as JSON here")
+    return ap
+
+
+def add_compile_arg(ap):
+    """--no-compile, for the scripts that time networks."""
+    ap.add_argument("--no-compile", action="store_true",
+                    help="leave out the torch.compile subject (networks only; compiling takes "
+                         "seconds to a minute per network, batch and step)")
     return ap
 
 

@@ -82,7 +82,7 @@ def main():
     layers = [l for l in LAYERS if not args.only or l[0].startswith(args.only + ".")]
     from bench_sgemm import bench_sgemm
     meta = machine_info(args.threads)
-    with Pool(args.torch_python, args.threads, gap=args.gap, warm=args.warm) as pool:
+    with Pool(args.torch_python, args.threads, gap=args.gap, warm=args.warm, torch_compile=False) as pool:
         sgemm = bench_sgemm(pool, shapes=[(2048, 2048, 2048)], reps=3, warmup=1)
         records = bench_layers(pool, layers, args.batch, reps, warmup, sgemm_gflops=sgemm_reference(sgemm))
         meta["workers"] = pool.info()

@@ -16,16 +16,18 @@ reporting ms per step, images per second, achieved GFLOP/s (model.flops per
 image × N, ×3 for training) and its fraction of the machine's SGEMM rate. Peak
 memory (RSS) is measured in a fresh process per network / batch / step / backend
 (bench_worker.py --probe), so one configuration's peak cannot leak into another.
-With --torch-python the same networks run in PyTorch (NCHW and channels_last,
-see backend_torch.py), interleaved with minicnn. Threads: 2 (--threads).
+With --torch-python the same networks run in PyTorch (eager NCHW, eager
+channels_last and torch.compile channels_last, see backend_torch.py; --no-compile
+leaves the compiled one out), interleaved with minicnn. The memory probes cover the
+eager subjects only. Threads: 2 (--threads).
 """
 import argparse
 import json
 import subprocess
 import sys
 
-from bench_common import (BENCH_DIR, LABELS, TORCH_LAYOUTS, Pool, attach_rate, common_args, log,
-                          machine_info, reps_warmup, sgemm_reference, summarize, worker_env, write_json)
+from bench_common import (BENCH_DIR, LABELS, TORCH_LAYOUTS, Pool, add_compile_arg, attach_rate, common_args,
+                          log, machine_info, reps_warmup, sgemm_reference, summarize, worker_env, write_json)
 from report import memory_table, network_table, sgemm_table
 
 NETWORKS = {"simple": {"name": "simple"},
@@ -48,12 +50,16 @@ def bench_networks(pool, networks=NETWORKS, batches=(128, 1024), modes=MODES, re
                            "widths": spec.get("widths"), "batch": N, "mode": mode, "flops_per_image": fpi}
                     if "error" in r:
                         rec["error"] = r["error"]
+                    elif "skipped" in r:
+                        rec["skipped"] = r["skipped"]
                     else:
                         rec.update(summarize(r["times"]), params=r["meta"].get("params"))
+                        if "compile_s" in r["meta"]:
+                            rec.update({k: r["meta"][k] for k in ("compile_s", "graphs", "calls_to_steady")})
                         rec["img_per_s"] = N / rec["median_s"]
                         flops = fpi * N * (3 if mode == "train" else 1) if fpi else None
                         attach_rate(rec, flops, sgemm_gflops)
-                        log(f"  {net:<9} N={N:<5} {mode:<5} {backend:<10} {rec['median_s'] * 1e3:9.1f} ms"
+                        log(f"  {net:<9} N={N:<5} {mode:<5} {backend:<16} {rec['median_s'] * 1e3:9.1f} ms"
                             f"  {rec['img_per_s']:8.0f} img/s")
                     records.append(rec)
     return records
@@ -92,9 +98,9 @@ def bench_memory(networks=NETWORKS, batches=(128, 1024), modes=MODES, torch_pyth
 
 
 def main():
-    ap = common_args(argparse.ArgumentParser(description=__doc__,
-                                             formatter_class=argparse.RawDescriptionHelpFormatter),
-                     quick_help="few reps, batch 128 only (smoke test)")
+    ap = add_compile_arg(common_args(argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter),
+        quick_help="few reps, batch 128 only (smoke test)"))
     ap.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes (default 128 1024)")
     ap.add_argument("--only", choices=list(NETWORKS), help="one network")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS probes")
@@ -104,10 +110,12 @@ def main():
     nets = {k: v for k, v in NETWORKS.items() if not args.only or k == args.only}
     from bench_sgemm import bench_sgemm
     meta = machine_info(args.threads)
-    with Pool(args.torch_python, args.threads, gap=args.gap, warm=args.warm) as pool:
+    with Pool(args.torch_python, args.threads, gap=args.gap, warm=args.warm,
+              torch_compile=not args.no_compile) as pool:
         sgemm = bench_sgemm(pool, shapes=[(2048, 2048, 2048)], reps=3, warmup=1)
         records = bench_networks(pool, nets, batches, MODES, reps, warmup, sgemm_gflops=sgemm_reference(sgemm))
         meta["workers"] = pool.info()
+        meta["torch_subjects_skipped"] = dict(pool.skipped)
         torch_python = pool.torch_python
     memory = [] if args.no_memory else bench_memory(nets, batches, MODES, torch_python, args.threads)
     print(sgemm_table(sgemm) + "\n\n" + network_table(records))

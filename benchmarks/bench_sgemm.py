@@ -49,7 +49,7 @@ def main():
     args = ap.parse_args()
     reps, warmup = reps_warmup(args)
     meta = machine_info(args.threads)
-    with Pool(args.torch_python, args.threads, gap=args.gap, warm=args.warm) as pool:
+    with Pool(args.torch_python, args.threads, gap=args.gap, warm=args.warm, torch_compile=False) as pool:
         records = bench_sgemm(pool, reps=reps, warmup=warmup)
         meta["workers"] = pool.info()
     print(sgemm_table(records))

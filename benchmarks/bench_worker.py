@@ -17,6 +17,7 @@ goes to stderr).
                                      (first runs the subject untimed for s seconds, at least once)
     {"op": "drop", "key": K}                        -> {}
     {"op": "quit"}                                  -> {} and exit
+    a subject this machine cannot run               -> {"skipped": "reason"}   (setup only)
     any failure                                     -> {"error": "traceback"}
 
 A task T is a dict; ``T["kind"]`` is "sgemm", "layer" or "network" (see
@@ -46,6 +47,8 @@ import resource
 import sys
 import time
 import traceback
+
+from subject import Unavailable
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
@@ -84,7 +87,10 @@ class Server:
             if op == "info":
                 return {"info": self.backend.info()}
             if op == "setup":
-                subject = self.backend.make(msg["task"])
+                try:
+                    subject = self.backend.make(msg["task"])
+                except Unavailable as e:
+                    return {"skipped": str(e)}
                 for _ in range(int(msg.get("warmup", 1))):
                     subject.run_once()
                 self.subjects[msg["key"]] = subject

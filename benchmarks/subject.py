@@ -10,3 +10,9 @@ class Subject:
 
     def run_once(self):
         return self._run()
+
+
+class Unavailable(Exception):
+    """Raised by a backend's ``make`` when a subject cannot run on this machine (e.g.
+    torch.compile without a working C++ compiler): the worker answers "skipped" with
+    the message as the reason, and the driver records it instead of an error."""

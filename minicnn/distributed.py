@@ -20,9 +20,10 @@ statistics of the batch. Two choices:
 * per-rank BatchNorm (the default, as in PyTorch DDP and Horovod): each rank uses the
   statistics of its own B/K rows. Training then matches one process with batch
   statistics over B/K images - a different (usually as good) model.
-* ``SyncBatchNorm2D`` (``sync_batchnorm(model, comm)``): every per-channel sum behind
+* ``SyncBatchNorm2D`` (``sync_batchnorm(model, ranks)``): every per-channel sum behind
   the mean, the variance and the backward means is added up across ranks before use
-  (three small Allreduces per layer and step), so K ranks compute exactly the batch
+  (two small Allreduces per layer and step on the fast backend: the forward sums, the
+  backward sums), so K ranks compute exactly the batch
   statistics of one process, to float rounding: sums are added in another order.
 
 One Allreduce per step ("tensor fusion"): the gradients are copied into one contiguous

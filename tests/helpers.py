@@ -1,5 +1,12 @@
-"""Helpers shared by the convolution tests (tests/fast): errors, spies on the fast
-paths, and one forward + backward of a Conv2D with chosen switches."""
+"""Helpers shared by the tests: errors, spies on the fast paths, one forward + backward
+of a Conv2D with chosen switches (tests/fast); the example script as a module
+(tests/examples); pickles written the way Python 2 wrote the official CIFAR files
+(tests/data, tests/fuzz)."""
+import importlib.util
+import pickle
+import struct
+from pathlib import Path
+
 import numpy as np
 
 import minicnn.fast.conv as fast_conv
@@ -27,3 +34,26 @@ def forward_backward(C, F, H, padding, x, batch_seed=7, **switches):
     y = layer.forward(x, training=True)
     dy = np.random.default_rng(batch_seed).standard_normal(y.shape).astype(np.float32)
     return y, layer.backward(dy), layer.grads["W"].copy(), layer.grads["b"].copy()
+
+
+def load_example(name="train_cifar10"):
+    """examples/<name>.py as a module (its main() is not run)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Py2Pickler(pickle._Pickler):
+    """Writes bytes and ASCII str the way Python 2 did (BINSTRING), like the official files."""
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_bytes(self, obj):
+        self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+    dispatch[bytes] = save_bytes
+
+    def save_str(self, obj):
+        self.save_bytes(obj.encode("ascii")) if obj.isascii() else super().save_str(obj)
+    dispatch[str] = save_str

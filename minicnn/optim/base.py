@@ -182,6 +182,29 @@ class Optimizer:
 
 
 # -- helpers -----------------------------------------------------------------
+def momentum_state(p, group):
+    """The state of heavy-ball momentum: a velocity buffer like p, or none when mu = 0."""
+    return {"momentum": np.zeros_like(p)} if group["momentum"] > 0.0 else {}
+
+
+def momentum_direction(d, state, group):
+    """Heavy-ball momentum on a direction d (shape of p), mu = group["momentum"]:
+
+        v <- mu v + d;   returns v, or d + mu v with Nesterov, or d itself when mu = 0.
+    """
+    mu = group["momentum"]
+    if mu == 0.0:
+        return d
+    v = state["momentum"]
+    v *= mu
+    v += d
+    if not group["nesterov"]:
+        return v
+    step = np.multiply(v, mu)
+    step += d
+    return step
+
+
 def weight_decay_direction(p, g, group, lr):
     """Apply a group's weight decay ``wd``; return the direction ``d`` the update follows.
 

@@ -73,7 +73,8 @@ import math
 
 import numpy as np
 
-from .base import Optimizer, check_bool, check_number, check_param
+from .base import (Optimizer, check_bool, check_number, check_param, momentum_direction,
+                   momentum_state)
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)      # (a, b, c) of s -> a s + b s^3 + c s^5
 
@@ -138,19 +139,10 @@ class Muon(Optimizer):
             raise ValueError(f"{where}: eps must be > 0 (it keeps G / ||G|| finite), got 0.0")
 
     def init_state(self, p, group):
-        if group["momentum"] > 0.0:
-            return {"momentum": np.zeros_like(p)}
-        return {}
+        return momentum_state(p, group)
 
     def update(self, p, g, state, group, lr):
-        mu = group["momentum"]
-        if mu > 0.0:
-            v = state["momentum"]
-            v *= mu                                         # v = mu*v + g
-            v += g
-            d = g + mu * v if group["nesterov"] else v      # d = g + mu*v, or v
-        else:
-            d = g
+        d = momentum_direction(g, state, group)             # v = mu*v + g; v, or g + mu*v
         if lr == 0.0:                                       # a frozen group: p stays as is
             return
         fan_out = p.shape[-1]

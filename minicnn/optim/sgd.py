@@ -21,9 +21,9 @@ strength per step is ``lr * wd``, not ``wd``.
 Shapes: ``v`` has the shape and dtype of ``p``. Memory: one buffer per param
 with momentum, plus up to three temporaries of ``p``'s size during a step.
 """
-import numpy as np
 
-from .base import Optimizer, check_bool, check_number, weight_decay_direction
+from .base import (Optimizer, check_bool, check_number, momentum_direction, momentum_state,
+                   weight_decay_direction)
 
 
 class SGD(Optimizer):
@@ -43,22 +43,9 @@ class SGD(Optimizer):
             raise ValueError(f"{where}: nesterov=True needs momentum > 0, got momentum=0.0")
 
     def init_state(self, p, group):
-        if group["momentum"] > 0.0:
-            return {"momentum": np.zeros_like(p)}
-        return {}
+        return momentum_state(p, group)
 
     def update(self, p, g, state, group, lr):
-        mu = group["momentum"]
         d = weight_decay_direction(p, g, group, lr)     # d = g (+ wd*p), or p shrunk
-        if mu > 0.0:
-            v = state["momentum"]
-            v *= mu                                     # v = mu*v + d
-            v += d
-            if group["nesterov"]:
-                step = np.multiply(v, mu)               # step = d + mu*v
-                step += d
-            else:
-                step = v
-        else:
-            step = d
+        step = momentum_direction(d, state, group)      # v = mu*v + d; v, or d + mu*v
         p -= lr * step                                  # p = p - lr*step

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import Py2Pickler
 
 from minicnn.data import DatasetError, DatasetNotFoundError, channel_stats, load_cifar10, read_cifar10
 from minicnn.data import cifar10
@@ -46,18 +47,6 @@ def to_records(x, y):
     return np.hstack([y[:, None].astype(np.uint8), planes])
 
 
-class Py2Pickler(pickle._Pickler):
-    """Writes bytes and ASCII str the way Python 2 did (BINSTRING), like the official files."""
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def save_bytes(self, obj):
-        self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
-        self.memoize(obj)
-    dispatch[bytes] = save_bytes
-
-    def save_str(self, obj):
-        self.save_bytes(obj.encode("ascii")) if obj.isascii() else super().save_str(obj)
-    dispatch[str] = save_str
 
 
 def py2_dumps(obj):

@@ -2,12 +2,11 @@
 bytes, wrong JSON types and out-of-range values each end in one line naming the file and
 the setting (SystemExit with a message, or a flag error) — never a traceback, never a
 config that would fail later in the run."""
-import importlib.util
 import json
 import os
 
 import pytest
-from conftest import ROOT
+from helpers import load_example
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
@@ -20,11 +19,7 @@ CASES = {"run": 0}
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("train_cifar10_fuzz",
-                                                  ROOT / "examples" / "train_cifar10.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example()
 
 
 def good_config(script):

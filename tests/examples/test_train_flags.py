@@ -1,18 +1,13 @@
 """Every flag of examples/train_cifar10.py is checked before any data is read: a nonsensical
 value ends in one line naming the flag, what it accepts and what it got (exit status 2)."""
-import importlib.util
 
 import pytest
-from conftest import ROOT
+from helpers import load_example
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("train_cifar10_flags",
-                                                  ROOT / "examples" / "train_cifar10.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example()
 
 
 BAD = [

@@ -1,8 +1,8 @@
-"""What a checkpoint costs a fast94 run: the time of one save against the steps between two.
+"""What a checkpoint costs a fast94_sgd run: the time of one save against the steps between two.
 
     python benchmarks/bench_checkpoint_cost.py [--reps 5]
 
-Builds the fast94 trainer (airbench94, batch 1024, SGD + lookahead) on random images,
+Builds the fast94_sgd trainer (airbench94, batch 1024, SGD + lookahead) on random images,
 times ``--reps`` training steps and ``--reps`` saves of its checkpoint (write, fsync,
 rename) alternately, and reports the medians and the share of the run spent saving with
 the example's default (every 50 steps, and at each of the 48-step epochs' ends).
@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_common import RESULTS_DIR, cpu_model, write_json  # noqa: E402
 
-STEPS_PER_EPOCH = 48          # fast94: 50,000 images // 1,024
+STEPS_PER_EPOCH = 48          # fast94_sgd: 50,000 images // 1,024
 DEFAULT_EVERY = 50
 
 
@@ -71,7 +71,7 @@ def main():
               "checkpoint_bytes": size, "steps": steps, "saves": saves,
               "share_of_run_with_default_every": share}
     write_json(RESULTS_DIR / "checkpoint_cost.json", result)
-    print(f"fast94 step {step:.3f} s, checkpoint save {save:.3f} s ({size / 1e6:.1f} MB); "
+    print(f"fast94_sgd step {step:.3f} s, checkpoint save {save:.3f} s ({size / 1e6:.1f} MB); "
           f"with a save every {DEFAULT_EVERY} steps and at epoch ends: {100 * share:.2f}% of "
           f"the run (promise: < 5%); every step: {100 * save / (step + save):.1f}%; "
           f"{result['cpu']}")

@@ -3,7 +3,7 @@
     python benchmarks/bench_distributed.py [--rounds 3] [--steps 6] [--batch 1024]
 
 Each configuration is one ``mpiexec`` job that trains airbench94 (random images and
-labels, the fast94 optimizer) for 1 untimed + ``--steps`` timed steps of the global
+labels, the fast94_sgd optimizer) for 1 untimed + ``--steps`` timed steps of the global
 batch; the configurations alternate, ``--rounds`` times, and the medians are reported:
 
 * step: forward + loss + backward + gradient averaging + SGD update, per global batch

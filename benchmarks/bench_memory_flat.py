@@ -2,7 +2,7 @@
 
     python benchmarks/bench_memory_flat.py [--epochs 5] [--images 10240]
 
-Trains airbench94 (batch 1024, the fast94 optimizer, lookahead, checkpoints every epoch
+Trains airbench94 (batch 1024, the fast94_sgd optimizer, lookahead, checkpoints every epoch
 and every 5 steps, validation on 2,000 images each epoch) on random images, and reads the
 process's peak resident set (VmHWM) at the end of each epoch, resetting it after
 (writing 5 to /proc/self/clear_refs, Linux). Growth = (peak of the worst later epoch -

@@ -10,7 +10,7 @@ traced step, as every stretch of --every steps of a real run does. Prints the me
 block time of each, the overhead (on - off) / off, the extra seconds of one traced
 step, and the overhead that extra implies at other intervals. Then it times single
 steps with and without histograms (taken at two steps of a run by default) and prints
-what they add to a fast94 run (480 steps).
+what they add to a fast94_sgd run (480 steps).
 
 The batches are random standardised images, reused every step (the time of a step does
 not depend on the pixel values), without augmentation: the overhead is relative to the

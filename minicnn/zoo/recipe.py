@@ -21,7 +21,7 @@ The whitening layer's bias trains for the first 3 epochs only.
 ``airbench_muon_optimizer`` and its helpers below are the airbench94_muon variant
 (same repository, airbench94_muon.py): Muon for the conv filters, SGD for the rest,
 the lr falling linearly from the first step to 0, no lookahead. The rest of that
-recipe is the "fast94_muon" preset of examples/train_cifar10.py: 8 epochs at batch
+recipe is the "fast94" preset of examples/train_cifar10.py: 8 epochs at batch
 2000, label smoothing 0.2, alternating flips, 2-pixel reflect-padded translations,
 test-time augmentation level 2 (flip and 1-pixel shifts).
 """

@@ -81,3 +81,16 @@ def test_an_out_folder_that_cannot_be_written_fails_before_any_data_is_read(scri
         script.main(["--out", str(tmp_path / "run"), "--no-progress"])
     assert stop.value.code == 2
     assert "cannot write there (Permission denied)" in capsys.readouterr().err
+
+
+def test_fast94_is_the_muon_recipe_and_fast94_sgd_the_sgd_one(script):
+    """README's 94% command: fast94 trains with Muon (8 epochs at batch 2000, no lookahead);
+    the airbench94 SGD recipe stays available as fast94_sgd."""
+    muon, _ = script.make_config(script.parse_args(["--preset", "fast94"]))
+    sgd, _ = script.make_config(script.parse_args(["--preset", "fast94_sgd"]))
+    assert (muon["optimizer"], muon["epochs"], muon["batch_size"], muon["lookahead"]) == \
+        ("muon", 8, 2000, False)
+    assert (sgd["optimizer"], sgd["epochs"], sgd["batch_size"], sgd["lookahead"]) == \
+        ("sgd", 10, 1024, True)
+    assert muon["widths"] == sgd["widths"] == [64, 256, 256]
+    assert "fast94_muon" not in script.PRESETS

@@ -46,6 +46,10 @@ def info():
         import minicnn
         out["minicnn"] = getattr(minicnn, "__version__", "?")
         out["minicnn_path"] = os.path.dirname(minicnn.__file__)
+        from minicnn.fast.vectors import vector_unit
+        unit = vector_unit()
+        out["vector_unit"] = (f"{unit.name} tiles (forward {unit.forward_tile[0]}x"
+                              f"{unit.forward_tile[1]}, dW {unit.grad_tile[0]}x{unit.grad_tile[1]})")
     except Exception as e:                         # the library may be mid-edit
         out["minicnn"] = f"import failed: {e}"
     try:

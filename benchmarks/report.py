@@ -150,7 +150,8 @@ def header(meta):
         (f"- worker environment: {removed_env_text(meta)}" if meta.get("worker_env_removed") else
          f"- OPENBLAS_CORETYPE: {meta.get('OPENBLAS_CORETYPE') or 'not set'}"),
         f"- minicnn side: python {mc.get('python')}, numpy {mc.get('numpy')}, numba {mc.get('numba')} "
-        f"({mc.get('numba_threads')} threads, layer {mc.get('numba_threading_layer')}), BLAS: {blas_s}",
+        f"({mc.get('numba_threads')} threads, layer {mc.get('numba_threading_layer')}), "
+        f"{mc.get('vector_unit', 'tile set not recorded')}, BLAS: {blas_s}",
     ]
     if tc:
         lines.append(f"- PyTorch side: torch {tc.get('torch')} ({tc.get('torch_threads')} threads), "

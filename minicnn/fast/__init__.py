@@ -8,6 +8,7 @@
                     twins beside them (for ReLU, GELU and max-pooling the twin is the
                     layer's reference code in minicnn/nn)
     parallel.py     blocks of work on every core, each with one-thread BLAS
+    vectors.py      the CPU's vector registers (AVX2 or AVX-512), which shape the tiles
     process.py      tune_process(): the process-wide settings training wants
 
 Importing this package registers its passes with minicnn.backend.

@@ -11,6 +11,7 @@ not depend on thread timing.
 What the kernels need, checked here (they run without bounds checks): float32,
 stride 1; forward and dx: the product's output channels a multiple of 16 or 24
 (tile_width) and rows at least one tile wide; dW: C a multiple of 4, F of 16.
+The tile shapes follow the CPU's vector registers (vectors.py).
 """
 import operator
 
@@ -19,6 +20,7 @@ import numpy as np
 from .kernels.direct import (conv_images, pack_weights, tile_pixels, tile_width,
                               weight_grad_images)
 from .parallel import num_threads, parallel_blocks
+from .vectors import grad_tile_width
 
 IMAGES_PER_BLOCK = 2     # images per block handed to a core
 
@@ -81,12 +83,13 @@ def direct_weight_grad(x, dy, KH, KW, pad_top, pad_left, reduce_groups):
         raise ValueError(f"direct weight gradient needs C a multiple of 4, F of 16 and dy of "
                          f"x's dtype; got C = {C}, F = {F}, dy {dy.dtype}")
     n_groups = min(reduce_groups, N)
+    FB = grad_tile_width(F)              # output channels per tile: 16 (AVX2) or 32 (AVX-512)
     dW_groups = np.zeros((n_groups, KH, KW, C, F), dtype=x.dtype)   # one accumulator per group
     x_pads = [np.zeros((OH + KH - 1, OW + KW - 1, C), x.dtype) for _ in range(num_threads())]
 
     def group(g, thread):                # images g*N//n_groups .. (g+1)*N//n_groups - 1
         weight_grad_images(x, dy, g * N // n_groups, (g + 1) * N // n_groups, pad_top, pad_left,
-                           KH, KW, dW_groups[g], x_pads[thread])
+                           KH, KW, dW_groups[g], x_pads[thread], FB)
 
     parallel_blocks(n_groups, group)
     return dW_groups.sum(axis=0)

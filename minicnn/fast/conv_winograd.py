@@ -21,6 +21,7 @@ from .parallel import num_threads, parallel_blocks
 from .kernels.winograd import weight_transform, winograd_rows
 from .kernels.winograd_grad import weight_grad_output_transform, winograd_grad_rows
 from .conv_direct import check_inputs
+from .vectors import forward_tile_width, grad_tile_width
 
 TILES_PER_BLOCK = 32
 GRAD_TILES_PER_BLOCK = 32      # dW: tiles per block (V and E of a block, and the accumulators)
@@ -36,10 +37,11 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
         raise ValueError(f"Winograd F(4x4, 3x3) needs a 3x3 kernel and F a multiple of 32; "
                          f"got kernel {weights.shape[:2]}, F = {F}")
     x = np.ascontiguousarray(x)
-    U_packed = weight_transform(weights)                             # (36, F/32, C, 32)
+    FB = forward_tile_width(F)           # product tile: 3 x 32 (AVX2) or 4 x 64 (AVX-512)
+    U_packed = weight_transform(weights, FB)                         # (36, F/FB, C, FB)
     TH, TW = -(-OH // 4), -(-OW // 4)                                # tile rows, tiles per row
     rows_per_block = max(1, TILES_PER_BLOCK // TW)                   # tile rows per block
-    tiles_per_block = max(rows_per_block * TW, 3)                    # >= one 3-tile product
+    tiles_per_block = max(rows_per_block * TW, 4)                    # >= one product tile
     bias = np.zeros(0, x.dtype) if b is None else b
     y = np.empty((N, OH, OW, F), dtype=x.dtype)
     n_threads = num_threads()
@@ -79,6 +81,7 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):
     n_tile_rows = N * TH
     n_blocks = -(-n_tile_rows // rows_per_block)
     n_groups = min(reduce_groups, n_blocks)
+    FB = grad_tile_width(F)              # product tile: 4 x 16 (AVX2) or 4 x 32 (AVX-512)
     M_groups = np.zeros((n_groups, 36, C, F), x.dtype)               # one M accumulator per group
     n_threads = num_threads()
 
@@ -94,7 +97,7 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):
             winograd_grad_rows(x, dy, i * rows_per_block,
                                min(n_tile_rows, i * rows_per_block + rows_per_block),
                                pad_top, pad_left, M_groups[g], bands[thread], partial_Vs[thread],
-                               Vs[thread], dy_bands[thread], partial_Es[thread], Es[thread])
+                               Vs[thread], dy_bands[thread], partial_Es[thread], Es[thread], FB)
 
     parallel_blocks(n_groups, group)
     return weight_grad_output_transform(M_groups.sum(axis=0, dtype=np.float64), x.dtype)

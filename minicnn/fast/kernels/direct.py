@@ -13,7 +13,7 @@ kernel (fast/conv.py). Both drivers work on a range of images [n0, n1), so
 the caller can hand whole images to each core (fast/parallel.py).
 
 conv_images: a tile is P = 3 output pixels of one row x FB = 32 output
-channels (or 4 x 24, 4 x 16: tile_width), summed over the KH*KW taps and C
+channels (or 4 x 24, 4 x 16; 4 x 64 on AVX-512: tile_width), summed over the KH*KW taps and C
 input channels. The weights are first packed as W_packed[F/FB, KH*KW*C, FB]
 (``pack_weights``): each tile then reads one contiguous FB-float row per step.
 Why pack: read in place, the rows of W[..., f0:f0+32] are F floats apart (256 bytes
@@ -26,8 +26,8 @@ read padding rows (the kernel rows above the first and below the last image row)
 are left out of the sum; the padding columns cannot be, as they are shared by a
 tile's pixels.
 
-weight_grad_images: a tile is 4 input channels x 16 output channels of one
-kernel tap, summed over the pixels of DW_ROWS = 2 output rows, then added to dW;
+weight_grad_images: a tile is 4 input channels x 16 output channels (4 x 32 on
+AVX-512, fast/vectors.py) of one kernel tap, summed over the pixels of DW_ROWS = 2 output rows, then added to dW;
 rows and pixels whose tap reads padding are left out of the sum (they add zero).
 Two rows at a time keep the data of every tile pass in L1 (a tile that sums over
 a whole image is slower: docs/performance.md, "Register tiles").
@@ -39,7 +39,8 @@ import numba
 import numpy as np
 from numba import njit
 
-from .tiles import tile_3x32, tile_4x16, tile_4x24
+from .tiles import tile_3x32, tile_4x16, tile_4x24, tile_4x32, tile_4x64
+from ..vectors import vector_unit
 
 DW_ROWS = 2              # output rows summed per dW tile call
 
@@ -73,11 +74,13 @@ def slp_vectorizer_on():
 
 def tile_width(F, OW):
     """Output channels per forward tile, FB, for F output channels on rows OW pixels wide
-    (0: no tile fits). The widest that divides F (32, then 24, then 16), unless a
-    narrower one's 4-pixel rows fit OW so much better that it computes >= 10% fewer
-    columns: 64 channels at 16 pixels take 4 x 16 (16 columns instead of 18), at 32 or
-    31 pixels 3 x 32 (33 columns). docs/performance.md has the measurement."""
-    fits = [FB for FB in (32, 24, 16) if F % FB == 0]
+    (0: no tile fits). The widest that divides F (64 when the tiles are shaped for
+    AVX-512, then 32, 24, 16), unless a narrower one's 4-pixel rows fit OW so much better
+    that it computes >= 10% fewer columns: on AVX2, 64 channels at 16 pixels take 4 x 16
+    (16 columns instead of 18), at 32 or 31 pixels 3 x 32 (33 columns).
+    docs/performance.md has the measurement."""
+    wide = vector_unit().forward_tile[1]
+    fits = [FB for FB in sorted({wide, 32, 24, 16}, reverse=True) if F % FB == 0]
     if not fits:
         return 0
     columns = lambda FB: -(-OW // tile_pixels(FB)) * tile_pixels(FB)
@@ -87,7 +90,7 @@ def tile_width(F, OW):
 
 @njit(cache=True)
 def tile_pixels(FB):
-    """Output pixels per forward tile: 3 x 32, 4 x 24 or 4 x 16 (microkernel.SHAPES)."""
+    """Output pixels per forward tile: 3 x 32, 4 x 24, 4 x 16 or 4 x 64 (microkernel.SHAPES)."""
     return 3 if FB == 32 else 4
 
 
@@ -136,6 +139,9 @@ def conv_images(x, n0, n1, pad_top, pad_left, W_packed, KH, KW, b, relu, y, x_pa
                     if FB == 32:
                         tile_3x32(x_pad_flat, x_start, taps_x, C, 1, W_flat, fb * K * FB, taps_W,
                                   FB, C, y_flat, y_start, F, False)
+                    elif FB == 64:
+                        tile_4x64(x_pad_flat, x_start, taps_x, C, 1, W_flat, fb * K * FB, taps_W,
+                                  FB, C, y_flat, y_start, F, False)
                     elif FB == 24:
                         tile_4x24(x_pad_flat, x_start, taps_x, C, 1, W_flat, fb * K * FB, taps_W,
                                   FB, C, y_flat, y_start, F, False)
@@ -152,9 +158,10 @@ def conv_images(x, n0, n1, pad_top, pad_left, W_packed, KH, KW, b, relu, y, x_pa
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def weight_grad_images(x, dy, n0, n1, pad_top, pad_left, KH, KW, dW, x_pad):
-    """dW (KH, KW, C, F) += sum over images n0..n1-1 of x_pad (*) dy. Needs C % 4 == 0
-    and F % 16 == 0; x_pad scratch as in conv_images."""
+def weight_grad_images(x, dy, n0, n1, pad_top, pad_left, KH, KW, dW, x_pad, FB):
+    """dW (KH, KW, C, F) += sum over images n0..n1-1 of x_pad (*) dy, with tiles of 4 input
+    x FB output channels (FB = 16, or 32 on AVX-512). Needs C % 4 == 0 and F % FB == 0;
+    x_pad scratch as in conv_images."""
     N, H, Wd, C = x.shape                              # Wd: the image width
     OH, OW, F = dy.shape[1], dy.shape[2], dy.shape[3]
     padded_width = x_pad.shape[1]
@@ -182,11 +189,17 @@ def weight_grad_images(x, dy, n0, n1, pad_top, pad_left, KH, KW, dW, x_pad):
                         continue
                     # tile arguments: a = x_pad from (kh, kw + ow0, c0), p = input channel
                     # (stride 1), k = pixel along the row (stride C); b = dy from (ow0, f0),
-                    # k stride F; ow1 - ow0 steps per row; out = dW[kh, kw, c0:c0+4, f0:f0+16]
+                    # k stride F; ow1 - ow0 steps per row; out = dW[kh, kw, c0:c0+4, f0:f0+FB]
                     for c0 in range(0, C, 4):
-                        for f0 in range(0, F, 16):
-                            tile_4x16(x_pad_flat, (kh * padded_width + kw + ow0) * C + c0,
-                                      row_offsets_x[r0:r1], 1, C,
-                                      dy_flat, ow0 * F + f0, row_offsets_dy[r0:r1], F, ow1 - ow0,
-                                      dW_flat, ((kh * KW + kw) * C + c0) * F + f0, F, True)
+                        for f0 in range(0, F, FB):
+                            a_start = (kh * padded_width + kw + ow0) * C + c0
+                            out_start = ((kh * KW + kw) * C + c0) * F + f0
+                            if FB == 32:
+                                tile_4x32(x_pad_flat, a_start, row_offsets_x[r0:r1], 1, C,
+                                          dy_flat, ow0 * F + f0, row_offsets_dy[r0:r1], F,
+                                          ow1 - ow0, dW_flat, out_start, F, True)
+                            else:
+                                tile_4x16(x_pad_flat, a_start, row_offsets_x[r0:r1], 1, C,
+                                          dy_flat, ow0 * F + f0, row_offsets_dy[r0:r1], F,
+                                          ow1 - ow0, dW_flat, out_start, F, True)
     return dW

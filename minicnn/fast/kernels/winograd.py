@@ -51,7 +51,7 @@ stops vectorizing steps 2-4.
 import numpy as np
 from numba import njit, uint64
 
-from .tiles import tile_3x32
+from .tiles import tile_3x32, tile_4x64
 
 BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
@@ -61,8 +61,9 @@ AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                [0, 1, -1, 8, -8, 1]], np.float64)
 
 
-def weight_transform(W):
-    """U (36, F/32, C, 32) = G g G^T per (c, f), packed in 32-channel blocks for the tiles.
+def weight_transform(W, FB=32):
+    """U (36, F/FB, C, FB) = G g G^T per (c, f), packed in FB-channel blocks for the tiles
+    (FB = 32, or 64 for the AVX-512 tile; F must be a multiple of FB).
 
     Computed in float64 as sums of whole (C, F) slices, not as a matrix product, on
     purpose: a product here would be a small multi-threaded OpenBLAS call, whose
@@ -72,7 +73,7 @@ def weight_transform(W):
     g = W.astype(np.float64)
     Gg = [sum(G[a, i] * g[i] for i in range(3)) for a in range(6)]     # G g: (3, C, F) each
     U = np.stack([sum(G[b, j] * Gg[a][j] for j in range(3)) for a in range(6) for b in range(6)])
-    U = U.astype(W.dtype).reshape(36, C, F // 32, 32).transpose(0, 2, 1, 3)
+    U = U.astype(W.dtype).reshape(36, C, F // FB, FB).transpose(0, 2, 1, 3)
     return np.ascontiguousarray(U)
 
 
@@ -187,17 +188,20 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, b, relu, y, band, 
     """Tile rows row0 .. row1-1 (tile row n * TH + ty, TH = ceil(OH / 4)) of
     y = conv3x3(x) + b (then max(., 0) if relu), by F(4x4, 3x3).
 
-    x (N, H, W, C) C-contiguous; U_packed (36, F/32, C, 32) from weight_transform; b (F,)
-    or empty; y (N, OH, OW, F). Scratch (flat float32 arrays), TW = ceil(OW / 4),
-    T = (row1 - row0) * TW tiles: band >= 4*6*(TW+1)*C (the input rows, module
-    docstring), partial_V >= 36*TW*C (step 1), V >= 36*max(T, 3)*C, M >= 36*max(T, 3)*F,
+    x (N, H, W, C) C-contiguous; U_packed (36, F/FB, C, FB) from weight_transform, FB = 32
+    (products by the 3 x 32 tile) or 64 (the 4 x 64 tile); b (F,) or empty; y (N, OH, OW, F).
+    Scratch (flat float32 arrays), TW = ceil(OW / 4), T = (row1 - row0) * TW tiles:
+    band >= 4*6*(TW+1)*C (the input rows, module docstring), partial_V >= 36*TW*C
+    (step 1), V >= 36*max(T, 4)*C, M >= 36*max(T, 4)*F,
     partial_Y >= 24*TW*F (step 3), y_tiles >= 16*TW*F (step 4: the 4x4 outputs of one tile row)."""
     N, H, W, C = x.shape
     OH, OW, F = y.shape[1], y.shape[2], y.shape[3]
     TH, TW = (OH + 3) // 4, (OW + 3) // 4
     T = (row1 - row0) * TW
-    T_padded = max(T, 3)                              # the products take 3 tiles at a time
-    n_channel_blocks = F // 32                        # U_packed's blocks of 32 output channels
+    FB = U_packed.shape[3]                            # output channels per product tile
+    P = 3 if FB == 32 else 4                          # Winograd tiles per product tile
+    T_padded = max(T, P)                              # the products take P tiles at a time
+    n_channel_blocks = F // FB                        # U_packed's blocks of FB output channels
     x_flat, y_flat = x.reshape(x.size), y.reshape(y.size)
     U_flat = U_packed.reshape(U_packed.size)
     one_tap = np.zeros(1, np.int64)                   # the tiles' tap offsets: one tap, at 0
@@ -210,11 +214,18 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, b, relu, y, band, 
                             partial_V, offs, V, V_k_stride, uint64((row - row0) * TW * C))
     for k in range(36):                               # products M_k = V_k @ U_k
         for fb in range(n_channel_blocks):
-            for t in range(0, T_padded, 3):
-                t_first = min(t, T_padded - 3)        # last group shifted back (recomputes)
-                tile_3x32(V, k * T_padded * C + t_first * C, one_tap, C, 1, U_flat,
-                          (k * n_channel_blocks + fb) * C * 32, one_tap, 32, C,
-                          M, k * T_padded * F + t_first * F + fb * 32, F, False)
+            for t in range(0, T_padded, P):
+                t_first = min(t, T_padded - P)        # last group shifted back (recomputes)
+                # a = V_k from tile t_first, p = tile (stride C), k = input channel; b = block
+                # fb of U_k, k stride FB; C steps; out = M_k from tile t_first, channel fb*FB
+                if FB == 32:
+                    tile_3x32(V, k * T_padded * C + t_first * C, one_tap, C, 1, U_flat,
+                              (k * n_channel_blocks + fb) * C * FB, one_tap, FB, C,
+                              M, k * T_padded * F + t_first * F + fb * FB, F, False)
+                else:
+                    tile_4x64(V, k * T_padded * C + t_first * C, one_tap, C, 1, U_flat,
+                              (k * n_channel_blocks + fb) * C * FB, one_tap, FB, C,
+                              M, k * T_padded * F + t_first * F + fb * FB, F, False)
     for row in range(row0, row1):                     # output transform, row by row
         n, ty = row // TH, row % TH
         tile_start = uint64((row - row0) * TW * F)    # this row's first tile in M

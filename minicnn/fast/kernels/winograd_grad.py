@@ -30,7 +30,7 @@ A along the columns (partial_E), then along the rows (E).
 import numpy as np
 from numba import njit, uint64
 
-from .tiles import tile_4x16
+from .tiles import tile_4x16, tile_4x32
 from .winograd import AT, BT, G, input_transform_row
 
 
@@ -92,12 +92,12 @@ def a_row(p, src, o, dst, dst_start, n):
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
 def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partial_V, V, dy_band,
-                       partial_E, E):
+                       partial_E, E, FB):
     """M_acc (36, C, F) += M_k = V_k^T E_k over tile rows row0 .. row1-1 (tile row
     n * TH + ty, TH = ceil(OH / 4)).
 
     x (N, H, W, C), dy (N, OH, OW, F), both C-contiguous float32; C % 4 == 0,
-    F % 16 == 0. Scratch (flat float32), TW = ceil(OW / 4), T = (row1 - row0) * TW:
+    F % FB == 0, FB = 16 (4 x 16 product tiles) or 32 (4 x 32, on AVX-512). Scratch (flat float32), TW = ceil(OW / 4), T = (row1 - row0) * TW:
     band >= 24*(TW+1)*C and partial_V >= 36*TW*C (x's transform, as in winograd.py),
     V >= 36*T*C, dy_band >= 16*TW*F (4 dy rows in 4 phases), partial_E >= 24*TW*F
     (A along the columns), E >= 36*T*F."""
@@ -140,9 +140,13 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
                 a_row(r, partial_E, offs, E, uint64(6 * r + p) * E_k_stride + tile_start, row_len)
     for k in range(36):                               # M_acc_k += V_k^T @ E_k
         for c0 in range(0, C, 4):
-            for f0 in range(0, F, 16):
+            for f0 in range(0, F, FB):
                 # tile arguments: a = V_k from channel c0, p = channel (stride 1), k = tile
                 # (stride C); b = E_k from channel f0, k stride F; T steps
-                tile_4x16(V, k * T * C + c0, one_tap, 1, C, E, k * T * F + f0, one_tap, F, T,
-                          M_flat, (k * C + c0) * F + f0, F, True)
+                if FB == 32:
+                    tile_4x32(V, k * T * C + c0, one_tap, 1, C, E, k * T * F + f0, one_tap, F,
+                              T, M_flat, (k * C + c0) * F + f0, F, True)
+                else:
+                    tile_4x16(V, k * T * C + c0, one_tap, 1, C, E, k * T * F + f0, one_tap, F,
+                              T, M_flat, (k * C + c0) * F + f0, F, True)
     return M_acc

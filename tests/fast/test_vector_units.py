@@ -163,21 +163,6 @@ def test_winograd_forward_and_weight_grad_on_both_units(unit, N, H, W, C, F, pad
     assert rel_err(dW, ref_dW) < WINOGRAD_TOL
 
 
-@pytest.mark.parametrize("tiles_per_block", [1, 2, 5])
-def test_wide_winograd_any_block_size_gives_the_same_result(monkeypatch, tiles_per_block):
-    """Blocks with fewer tiles than the 4 x 64 product takes, and a short last block."""
-    previous = vectors.use_vector_unit("avx512")
-    try:
-        rng = np.random.default_rng(tiles_per_block)
-        x = rng.standard_normal((3, 11, 23, 16)).astype(np.float32)
-        Wt = rng.standard_normal((3, 3, 16, 64)).astype(np.float32)
-        want = winograd_forward(x, Wt, None, 1, 1, 11, 23)
-        monkeypatch.setattr(conv_winograd, "TILES_PER_BLOCK", tiles_per_block)
-        np.testing.assert_array_equal(winograd_forward(x, Wt, None, 1, 1, 11, 23), want)
-    finally:
-        vectors.use_vector_unit(previous)
-
-
 @pytest.mark.parametrize("C,F,H", [(64, 64, 16), (64, 128, 8), (32, 64, 32)])
 def test_conv2d_gives_the_same_numbers_on_both_units(C, F, H):
     """A whole Conv2D pass (every algorithm the rule picks) under each tile set: the

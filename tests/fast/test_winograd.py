@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import minicnn.fast.conv_winograd as cw
+from minicnn.fast import vectors
 from minicnn.fast.conv_direct import direct_forward
 from minicnn.fast.conv_winograd import winograd_forward, winograd_weight_grad
 from minicnn.fast.kernels.direct import direct_conv_reference
@@ -84,15 +85,21 @@ def test_winograd_matches_direct_sum_and_twin(N, H, W, C, F, pt, pl, pb, pr, bia
 
 
 @pytest.mark.parametrize("tiles_per_block", [1, 2, 5])
-def test_winograd_any_block_size_gives_the_same_result(monkeypatch, tiles_per_block):
-    """Blocks of one tile row, blocks with fewer than 3 tiles, a short last block: all
-    give what the default blocking gives (each output is summed in a fixed order)."""
-    rng = np.random.default_rng(tiles_per_block)
-    x = rng.standard_normal((3, 11, 23, 16)).astype(np.float32)
-    Wt = rng.standard_normal((3, 3, 16, 32)).astype(np.float32)
-    want = winograd_forward(x, Wt, None, 1, 1, 11, 23)
-    monkeypatch.setattr(cw, "TILES_PER_BLOCK", tiles_per_block)
-    np.testing.assert_array_equal(winograd_forward(x, Wt, None, 1, 1, 11, 23), want)
+@pytest.mark.parametrize("unit", ["avx2", "avx512"])
+def test_winograd_any_block_size_gives_the_same_result(monkeypatch, tiles_per_block, unit):
+    """Blocks of one tile row, blocks with fewer tiles than a product takes (3 on the
+    AVX2 tile set, 4 on AVX-512's), a short last block: all give what the default
+    blocking gives (each output is summed in a fixed order)."""
+    previous = vectors.use_vector_unit(unit)
+    try:
+        rng = np.random.default_rng(tiles_per_block)
+        x = rng.standard_normal((3, 11, 23, 16)).astype(np.float32)
+        Wt = rng.standard_normal((3, 3, 16, 64)).astype(np.float32)
+        want = winograd_forward(x, Wt, None, 1, 1, 11, 23)
+        monkeypatch.setattr(cw, "TILES_PER_BLOCK", tiles_per_block)
+        np.testing.assert_array_equal(winograd_forward(x, Wt, None, 1, 1, 11, 23), want)
+    finally:
+        vectors.use_vector_unit(previous)
     ref = direct_conv_reference(x.astype(np.float64), Wt.astype(np.float64), 1, 1, 11, 23)
     assert rel_err(want, ref) < WINOGRAD_TOL
 

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, real_data_dir
@@ -202,3 +203,25 @@ def test_heap_and_spinning_thread_benchmarks_print_their_rows():
     rows = [l.rsplit(None, 1) for l in lines[1:]]
     assert [name for name, _ in rows] == ["nothing", "winograd forward", "BLAS matmul"]
     assert all(float(ms) >= 0 for _, ms in rows)
+
+
+def test_winograd_tile_sizes_builds_exact_transforms_and_counts_products(capsys):
+    """The F(m x m, 3x3) built from interpolation points is exact in float64 (m = 2, 4, 6),
+    its float32 error grows with m, and 7x7 maps need 144 products with F(4x4), 256 with F(6x6)."""
+    import winograd_tile_sizes as wts
+    rng = np.random.default_rng(1)
+    g = rng.standard_normal((3, 3))
+    errors = []
+    for m in (2, 4, 6):
+        AT, G, BT = wts.transforms(m)
+        assert AT.shape == (m, m + 2) and G.shape == (m + 2, 3) and BT.shape == (m + 2, m + 2)
+        d = rng.standard_normal((50, m + 2, m + 2))
+        want = wts.direct_tiles(d, g, m)
+        np.testing.assert_allclose(wts.correlate_tiles(d, g, m, np.float64), want, atol=1e-9)
+        errors.append(np.abs(wts.correlate_tiles(d, g, m, np.float32) - want).max())
+    assert errors[0] < errors[2]
+    sys.argv = ["winograd_tile_sizes.py", "--tiles", "300"]
+    wts.main()
+    out = capsys.readouterr().out
+    assert "| airbench.g2/g3 (256->256) | 7x7 | 441 | 256 | 144 | 256 | 1.78x |" in out
+    assert sum(line.startswith("| F(") for line in out.splitlines()) == 3   # a row per tile

@@ -13,8 +13,8 @@ kernel (fast/conv.py). Both drivers work on a range of images [n0, n1), so
 the caller can hand whole images to each core (fast/parallel.py).
 
 conv_images: a tile is P = 3 output pixels of one row x FB = 32 output
-channels (or 4 x 24, 4 x 16; 4 x 64 on AVX-512: tile_width), summed over the KH*KW taps and C
-input channels. The weights are first packed as W_packed[F/FB, KH*KW*C, FB]
+channels (or 4 x 24, 4 x 16; 4 x 64 on AVX-512: tile_width), summed over the
+KH*KW taps and C input channels. The weights are first packed as W_packed[F/FB, KH*KW*C, FB]
 (``pack_weights``): each tile then reads one contiguous FB-float row per step.
 Why pack: read in place, the rows of W[..., f0:f0+32] are F floats apart (256 bytes
 when F = 64), and rows at such a stride map onto a quarter of the L1 cache sets,
@@ -27,8 +27,9 @@ are left out of the sum; the padding columns cannot be, as they are shared by a
 tile's pixels.
 
 weight_grad_images: a tile is 4 input channels x 16 output channels (4 x 32 on
-AVX-512, fast/vectors.py) of one kernel tap, summed over the pixels of DW_ROWS = 2 output rows, then added to dW;
-rows and pixels whose tap reads padding are left out of the sum (they add zero).
+AVX-512, fast/vectors.py) of one kernel tap, summed over the pixels of DW_ROWS = 2
+output rows, then added to dW; rows and pixels whose tap reads padding are left out
+of the sum (they add zero).
 Two rows at a time keep the data of every tile pass in L1 (a tile that sums over
 a whole image is slower: docs/performance.md, "Register tiles").
 

@@ -4,7 +4,8 @@
 
 train     a small net trained with the Trainer on K ranks; every rank checks after every
           optimizer step that all ranks hold bit-identical weights; rank 0 writes
-          OUT_DIR/weights.npz and OUT_DIR/steps_checked.json.  --sync-bn / --no-bn
+          OUT_DIR/weights.npz and OUT_DIR/steps_checked.json.  --sync-bn / --no-bn;
+          --muon: Muon for the conv filters and SGD for the rest (the fast94 preset's split)
 raise     like train, but rank 1 raises at its third step
 shards    the images each rank sees, two epochs, written by rank 0 to OUT_DIR/shards.json
 versions  rank 1 claims another NumPy version; rank 0 writes the error to OUT_DIR/error.txt
@@ -18,7 +19,7 @@ import numpy as np
 from minicnn import distributed
 from minicnn.data import BatchLoader
 from minicnn.nn import BatchNorm2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sequential
-from minicnn.optim import SGD
+from minicnn.optim import SGD, Chain, Muon
 from minicnn.train import Trainer
 
 N_IMAGES, GLOBAL_BATCH, EPOCHS = 64, 16, 2
@@ -40,13 +41,22 @@ def data():
             rng.integers(0, 10, N_IMAGES))
 
 
-def train(ranks, out, bn, sync_bn, fail_at=None):
+def make_optimizer(model, muon):
+    params = list(model.named_parameters())
+    if not muon:
+        return SGD(params, lr=0.05, momentum=0.9)
+    filters = [p for p in params if p[1].ndim == 4]
+    rest = [p for p in params if p[1].ndim != 4]
+    return Chain([SGD(rest, lr=0.05, momentum=0.9), Muon(filters, lr=0.05, momentum=0.6)])
+
+
+def train(ranks, out, bn, sync_bn, fail_at=None, muon=False):
     model = small_net(bn)
     if sync_bn:
         distributed.sync_batchnorm(model, ranks)
     x, y = data()
     loader = BatchLoader(x, y, GLOBAL_BATCH, seed=3)
-    optimizer = SGD(list(model.named_parameters()), lr=0.05, momentum=0.9)
+    optimizer = make_optimizer(model, muon)
     trainer = Trainer(model, optimizer, loader, progress=False, ranks=ranks)
     trainer.share_state()
     step, checked = optimizer.step, []
@@ -92,7 +102,7 @@ def main():
     ranks.limit_threads()
     if scenario in ("train", "raise"):
         train(ranks, out, bn="--no-bn" not in sys.argv, sync_bn="--sync-bn" in sys.argv,
-              fail_at=2 if scenario == "raise" else None)
+              fail_at=2 if scenario == "raise" else None, muon="--muon" in sys.argv)
     elif scenario == "shards":
         shards(ranks, out, seed=int(sys.argv[3]))
     else:

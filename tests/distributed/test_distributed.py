@@ -59,7 +59,7 @@ def trained_weights(n, tmp_path, *options):
 
 # ---- with MPI -------------------------------------------------------------------------------
 @needs_mpi
-@pytest.mark.parametrize("options", [("--sync-bn",), ("--no-bn",)])
+@pytest.mark.parametrize("options", [("--sync-bn",), ("--no-bn",), ("--sync-bn", "--muon")])
 def test_two_ranks_end_with_the_weights_of_one(tmp_path, options):
     """Same global batch on 1 and 2 ranks: same weights to float tolerance. Not bit for
     bit: the 2-rank gradient sums the two halves' sums, one rank sums all rows at once

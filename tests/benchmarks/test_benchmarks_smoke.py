@@ -225,3 +225,12 @@ def test_winograd_tile_sizes_builds_exact_transforms_and_counts_products(capsys)
     out = capsys.readouterr().out
     assert "| airbench.g2/g3 (256->256) | 7x7 | 441 | 256 | 144 | 256 | 1.78x |" in out
     assert sum(line.startswith("| F(") for line in out.splitlines()) == 3   # a row per tile
+
+
+def test_recipe_benchmark_times_both_recipes(capsys):
+    """bench_recipes.py at tiny batches: a row per recipe, positive rates."""
+    import bench_recipes
+    rates = bench_recipes.main(["--reps", "1", "--sgd-batch", "8", "--muon-batch", "16"])
+    assert set(rates) == {"fast94_sgd", "fast94"} and all(r > 0 for r in rates.values())
+    out = capsys.readouterr().out
+    assert "| fast94_sgd | 8 |" in out and "| fast94 | 16 |" in out

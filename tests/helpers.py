@@ -45,14 +45,19 @@ def load_example(name="train_cifar10"):
     return module
 
 
-class Py2Pickler(pickle._Pickler):
-    """Writes bytes and ASCII str the way Python 2 did (BINSTRING), like the official files."""
+class Py2BytesPickler(pickle._Pickler):
+    """Writes bytes the way Python 2 did (BINSTRING), like the official files."""
     dispatch = dict(pickle._Pickler.dispatch)
 
     def save_bytes(self, obj):
         self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
         self.memoize(obj)
     dispatch[bytes] = save_bytes
+
+
+class Py2Pickler(Py2BytesPickler):
+    """Also writes ASCII str as BINSTRING, as Python 2 wrote its str."""
+    dispatch = dict(Py2BytesPickler.dispatch)
 
     def save_str(self, obj):
         self.save_bytes(obj.encode("ascii")) if obj.isascii() else super().save_str(obj)

@@ -120,6 +120,15 @@ def test_no_network_error_lists_places(tmp_path):
     assert "--data-dir" in msg and "MINICNN_DATA" in msg
 
 
+def archive_and_empty_target(tmp_path, data):
+    """(tmp_path/a.tar.gz holding ``data``, an empty folder tmp_path/out to extract into)."""
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(data)
+    target = tmp_path / "out"
+    target.mkdir()
+    return archive, target
+
+
 @pytest.mark.parametrize("name,attrs,why", [
     ("../evil", {}, "outside"),
     ("cifar-10-batches-bin/../../evil", {}, "outside"),
@@ -131,10 +140,7 @@ def test_no_network_error_lists_places(tmp_path):
 ])
 def test_safe_extract_rejects_unsafe_members(tmp_path, name, attrs, why):
     data, _ = fake_archive(extra=[(name, b"" if attrs else b"evil", attrs)])
-    archive = tmp_path / "a.tar.gz"
-    archive.write_bytes(data)
-    target = tmp_path / "out"
-    target.mkdir()
+    archive, target = archive_and_empty_target(tmp_path, data)
     with pytest.raises(DatasetError, match=why) as e:
         safe_extract(archive, target)
     assert repr(name) in str(e.value)
@@ -187,10 +193,7 @@ def test_archive_whose_members_cannot_all_be_written_writes_nothing(tmp_path, ex
         data = gzip.compress(tar[:end] + info.tobuf() + b"x" * 512)
     else:
         data, _ = fake_archive(extra=extra)
-    archive = tmp_path / "a.tar.gz"
-    archive.write_bytes(data)
-    target = tmp_path / "out"
-    target.mkdir()
+    archive, target = archive_and_empty_target(tmp_path, data)
     with pytest.raises(DatasetError, match=why) as e:
         safe_extract(archive, target)
     assert str(archive) in str(e.value) and list(target.iterdir()) == []

@@ -42,6 +42,7 @@ import zipfile
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
+from helpers import Py2BytesPickler
 
 from minicnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minicnn.data import DatasetError, read_cifar10, safe_extract
@@ -79,22 +80,12 @@ def bin_batch(x, y):
     return np.hstack([y[:, None].astype(np.uint8), planes(x)]).tobytes()
 
 
-class Py2Pickler(pickle._Pickler):
-    """Writes bytes the way Python 2 did (BINSTRING), like the official files."""
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def save_bytes(self, obj):
-        self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
-        self.memoize(obj)
-    dispatch[bytes] = save_bytes
-
-
 def dumps(obj, protocol):
     """pickle.dumps, or protocol "py2": a Python 2 style pickle (numpy 1.x module names)."""
     if protocol != "py2":
         return pickle.dumps(obj, protocol=protocol)
     f = io.BytesIO()
-    Py2Pickler(f, protocol=2).dump(obj)
+    Py2BytesPickler(f, protocol=2).dump(obj)
     return f.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
 
 

@@ -234,3 +234,14 @@ def test_recipe_benchmark_times_both_recipes(capsys):
     assert set(rates) == {"fast94_sgd", "fast94"} and all(r > 0 for r in rates.values())
     out = capsys.readouterr().out
     assert "| fast94_sgd | 8 |" in out and "| fast94 | 16 |" in out
+
+
+def test_gelu_benchmark_times_the_checkout_another_revision_and_libm(capsys):
+    """bench_gelu.py on a few elements: the kernel of HEAD is loaded from git and timed
+    beside the checkout's kernel and libm's erfc."""
+    import bench_gelu
+    rates = bench_gelu.main(["--size", "1000", "--reps", "1", "--against", "HEAD"])
+    assert set(rates) == {"this checkout forward", "this checkout backward", "HEAD forward",
+                          "HEAD backward", "libm erfc forward"}
+    assert all(0 < ns < 1e6 for ns in rates.values())
+    assert "ns per element" in capsys.readouterr().out

@@ -12,46 +12,122 @@ The reference code is in minicnn/nn/activations.py.
 float64 (gradient checks) uses libm's math.erfc / math.exp: exact to rounding
 (erfc rather than 1 + erf, and the sigmoid rather than 1 + tanh, which cancel
 for x << 0).
+
 float32 (training) must be fast, and a libm call per element is not
-(docs/performance.md, "GELU"): its kernels compute in float64 with polynomials
-only, which LLVM vectorizes (4 lanes of AVX2), and round once:
+(docs/performance.md, "GELU"). The exact form computes in float32 with
+polynomials only, which LLVM vectorizes at the host's width (8 lanes of AVX2,
+16 of AVX-512):
 
-    Phi(-a) = exp(-z^2) * erfcx(z) / 2,   z = a / sqrt 2,  a = |x|,  Phi(x) = 1 - Phi(-x)
-    erfcx(z) ~ P12((z - 3) / (z + 3))         relative error < 5e-11 on [0, sqrt 128]
-    exp(-t)  = E(-t / 256)^(2^8)              E = degree-8 fit of exp on [-0.5, 0], error
-                                              < 5e-14, so < 2e-11 after the 8 squarings
+    Phi(-a) = exp(-a^2 / 2) * erfcx(z) / 2,   a = |x|, z = a / sqrt 2,  Phi(x) = 1 - Phi(-x)
+    erfcx(z) ~ P10((z - 3) / (z + 3))           relative error < 2e-9 for 0 <= a <= 14.5
+    exp(-t) = 2^-k * exp(r),  t = a^2 / 2,  k = round(t / ln 2),  r = k ln 2 - t,  |r| <= ln(2) / 2
+    exp(r)  ~ Q6(r)                             relative error < 2e-9
 
-with exp(-t) taken as 0 for t = z^2 >= 128 (exp(-128) ~ 3e-56: the float32
-result is 0 there anyway). The coefficients are least-squares Chebyshev fits
-(numpy.polynomial.Chebyshev.fit, weights 1/f, against scipy.special.erfcx and
-numpy.exp on Chebyshev nodes), converted to monomials; Estrin's scheme
-evaluates them (independent pairs of FMAs instead of one long Horner chain).
-The float32 output is within 0.501 ulp of the exact value (tested: within
-0.51 ulp, i.e. correctly rounded or off by one in the last bit). No
-temporaries: one read of x (and dy), one write.
+t and r are computed in float64 (a float32 squared is exact there; in float32 its
+rounding would cost up to t * 6e-8 of relative error in exp(-t)), everything
+else in float32. 2^-k is made by writing k into a float's exponent bits
+(`exp2_int`), as 2^-k1 * 2^-k2 with k1 + k2 = k so that neither factor
+underflows, and the two factors are applied last, so that only the final
+product rounds into float32's subnormal range. Past a = 14.5, Phi(-a) is
+taken as 0 (x Phi(x) rounds to 0 in float32 there). The output is within 8 ulp
+of the exact value (tested; the largest error seen is about 6 ulp, the mean
+under 1 ulp), and dx within 4e-7 of |dy| (Phi(x) + |x phi(x)|).
+
+The tanh form (no bundled net uses it) keeps float64 polynomials, 4 lanes:
+
+    exp(-t) = E(-t / 256)^(2^8)     E = degree-8 fit of exp on [-0.5, 0], error < 5e-14
+
+The coefficients are least-squares Chebyshev fits (numpy.polynomial.Chebyshev.fit,
+weights 1/f, against scipy.special.erfcx and numpy.exp on Chebyshev nodes),
+converted to monomials; Estrin's scheme evaluates them (independent pairs of
+FMAs instead of one long Horner chain). No temporaries: one read of x (and dy),
+one write.
 """
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 A = 0.044715                 # the cubic coefficient of the tanh form
+LOG2_E, LN_2 = 1.0 / math.log(2.0), math.log(2.0)
 
 # lowest degree first; see the module docstring for how they were fitted
-ERFCX_COEF = (0.17900115118370427, -0.32623356013171023, 0.24560380154858383,
-              -0.1501159315957116, 0.07166583792576357, -0.02439257426689481,
-              0.004269144422149487, 0.0007082435809089605, -0.0005970776565162478,
-              4.358636393564052e-05, 6.378846995539302e-05, -1.0001958326972963e-05,
-              -6.883943935783095e-06)
+ERFCX_COEF_F32 = tuple(np.float32(c) for c in (
+    0.17900115131175812, -0.3262335628180128, 0.24560379206199223, -0.15011581268264998,
+    0.07166594663716269, -0.02439394366554473, 0.004268544123140877, 0.000714612401388681,
+    -0.0005944254386869577, 3.0445174093420484e-05, 5.6731414909182636e-05))
+EXP_COEF_F32 = tuple(np.float32(c) for c in (
+    1.0000000005920209, 1.0000000361258996, 0.4999999149302901, 0.1666642083211272,
+    0.04166835803507635, 0.008374771520536247, 0.001382942047486085))
 EXP_COEF = (0.9999999999999594, 0.9999999999872896, 0.49999999934585465,
             0.16666665359890911, 0.0416665350201345, 0.008332583506705852,
             0.0013863608991549006, 0.00019338746292756436, 1.928091505992877e-05)
 
+# float32 constants: a Python float would turn float32 arithmetic into float64
+TAIL_END = np.float32(14.5)                # Phi(-a) is taken as 0 past a = TAIL_END
+INV_SQRT_2_F32, INV_SQRT_2PI_F32 = np.float32(INV_SQRT_2), np.float32(INV_SQRT_2PI)
+ZERO, HALF, ONE, THREE = np.float32(0), np.float32(0.5), np.float32(1), np.float32(3)
 
-# ---- float32 building blocks: polynomials only, float64 arithmetic -------------
+
+# ---- exact form, float32 arithmetic ------------------------------------------------
+@intrinsic
+def exp2_int(typingctx, k):
+    """2.0 ** k for a float32 k holding an integer in [-126, 127]: (k + 127) written
+    into the exponent bits (bits 23-30) of a float32, the sign and mantissa bits 0."""
+    if k != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        int32 = ir.IntType(32)
+        biased = builder.add(builder.fptosi(args[0], int32), ir.Constant(int32, 127))
+        bits = builder.shl(biased, ir.Constant(int32, 23))
+        return builder.bitcast(bits, ir.FloatType())
+    return types.float32(types.float32), codegen
+
+
+@njit(inline="always")
+def exp_neg_half_square(a):
+    """exp(-a^2 / 2) = m * s1 * s2 for a float32 0 <= a <= 14.5, as (m, s1, s2):
+    m = exp(r) ~ Q6(r) with |r| <= ln(2) / 2, and s1 * s2 = 2^-k."""
+    t = 0.5 * np.float64(a) * np.float64(a)              # exact
+    k = np.floor(t * LOG2_E + 0.5)
+    r = np.float32(k * LN_2 - t)
+    c = EXP_COEF_F32
+    r2 = r * r
+    m = (c[0] + c[1] * r) + (c[2] + c[3] * r) * r2 + ((c[4] + c[5] * r) + c[6] * r2) * (r2 * r2)
+    k = np.float32(k)
+    k1 = np.floor(k * HALF)
+    return m, exp2_int(-k1), exp2_int(k1 - k)
+
+
+@njit(inline="always")
+def erfcx_f32(z):
+    """erfcx(z) = exp(z^2) erfc(z) ~ P10(y), y = (z - 3) / (z + 3), Estrin's scheme."""
+    c = ERFCX_COEF_F32
+    y = (z - THREE) / (z + THREE)
+    y2 = y * y
+    y4 = y2 * y2
+    lo = ((c[0] + c[1] * y) + (c[2] + c[3] * y) * y2) + ((c[4] + c[5] * y) + (c[6] + c[7] * y) * y2) * y4
+    hi = (c[8] + c[9] * y) + c[10] * y2
+    return lo + hi * (y4 * y4)
+
+
+@njit(inline="always")
+def normal_tail_f32(v):
+    """Phi(-|v|) and phi(v), each as  value = part * s1 * s2:  (tail, pdf, s1, s2).
+    The caller multiplies by s1 * s2 last (see the module docstring)."""
+    a = min(abs(v), TAIL_END)
+    m, s1, s2 = exp_neg_half_square(a)
+    m = m if abs(v) <= TAIL_END else ZERO
+    return HALF * m * erfcx_f32(a * INV_SQRT_2_F32), m * INV_SQRT_2PI_F32, s1, s2
+
+
+# ---- tanh form, float64 arithmetic -------------------------------------------------
 @njit(inline="always")
 def exp_neg(t):
     """exp(-t) for 0 <= t <= 128: E(-t/256) squared 8 times."""
@@ -67,28 +143,6 @@ def exp_neg(t):
 
 
 @njit(inline="always")
-def erfcx_poly(y):
-    """erfcx(z) with y = (z - 3) / (z + 3), degree 12, Estrin's scheme."""
-    c = ERFCX_COEF
-    y2 = y * y
-    y4 = y2 * y2
-    y8 = y4 * y4
-    lo = ((c[0] + c[1] * y) + (c[2] + c[3] * y) * y2) + ((c[4] + c[5] * y) + (c[6] + c[7] * y) * y2) * y4
-    hi = ((c[8] + c[9] * y) + (c[10] + c[11] * y) * y2) + c[12] * y4
-    return lo + hi * y8
-
-
-@njit(inline="always")
-def normal_cdf_pdf(v):
-    """(Phi(v), phi(v)) for a float64 v, from one exp_neg."""
-    z = min(abs(v) * INV_SQRT_2, 11.313708498984761)      # sqrt(128)
-    t = z * z
-    e = exp_neg(t) if t < 128.0 else 0.0                   # exp(-v^2 / 2), 0 past the clamp
-    tail = 0.5 * e * erfcx_poly((z - 3.0) / (z + 3.0))     # Phi(-|v|)
-    return (tail if v < 0.0 else 1.0 - tail), e * INV_SQRT_2PI
-
-
-@njit(inline="always")
 def sigmoid_2u(v):
     """(s, 1 - s) with s = (1 + tanh(u)) / 2 = 1 / (1 + exp(-2u)), u as above."""
     u = SQRT_2_OVER_PI * (v + A * v * v * v)
@@ -101,19 +155,22 @@ def sigmoid_2u(v):
 # ---- numba kernels: flat 1-D arrays in, flat arrays out -----------------------
 @njit(parallel=True, cache=True, fastmath={"contract"})
 def gelu_forward_f32(x, y, approximate):
+    """y = GELU(x):  x Phi(x) = x (1 - Phi(-x)) for x >= 0,  x Phi(-|x|) for x < 0."""
     if approximate:                            # one loop per form: no branch inside
         for i in prange(x.size):
             v = np.float64(x[i])
             y[i] = v * sigmoid_2u(v)[0]
     else:
         for i in prange(x.size):
-            v = np.float64(x[i])
-            y[i] = v * normal_cdf_pdf(v)[0]
+            v = x[i]
+            tail, _, s1, s2 = normal_tail_f32(v)
+            y[i] = (v * tail) * s1 * s2 if v < ZERO else v * (ONE - tail * s1 * s2)
     return y
 
 
 @njit(parallel=True, cache=True, fastmath={"contract"})
 def gelu_backward_f32(x, dy, dx, approximate):
+    """dx = dy (Phi(x) + x phi(x)), with Phi(x) = 1 - Phi(-x) for x >= 0."""
     if approximate:
         for i in prange(x.size):
             v = np.float64(x[i])
@@ -121,9 +178,10 @@ def gelu_backward_f32(x, dy, dx, approximate):
             dx[i] = dy[i] * (s + 2.0 * v * s * s1 * SQRT_2_OVER_PI * (1.0 + 3.0 * A * v * v))
     else:
         for i in prange(x.size):
-            v = np.float64(x[i])
-            cdf, pdf = normal_cdf_pdf(v)
-            dx[i] = dy[i] * (cdf + v * pdf)
+            v, d = x[i], dy[i]
+            tail, pdf, s1, s2 = normal_tail_f32(v)
+            dx[i] = (d * (tail + v * pdf)) * s1 * s2 if v < ZERO else \
+                d * (ONE - (tail - v * pdf) * s1 * s2)
     return dx
 
 

@@ -21,8 +21,8 @@ Each built-in layer writes both passes twice: ``forward_reference`` /
 Declared attributes (what a container may rely on):
 
 ``needs_input_grad`` — True: ``backward`` returns dx. A container sets it to False
-              on its first layer, whose input is the data: layers that can skip
-              the dx computation then return None.
+              on its first layers (the data's side, up to the first trainable
+              param): layers that can skip the dx computation then return None.
 ``fuses_with`` — the layer type this layer can absorb when it comes right after
               it (Conv2D: ReLU); ``Sequential`` shows and runs such pairs as
               one step.

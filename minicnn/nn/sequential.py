@@ -20,9 +20,11 @@ output of layer i after its forward pass, and with dL/d(output of layer i) befor
 backward pass. While a forward hook is set, every layer runs on its own (no fusion),
 so each one's output exists to be seen; the numbers are the same either way.
 
-The first layer's input is the data, whose gradient nobody needs: Sequential sets
-``needs_input_grad`` to False on it (and on every layer up to the first with params,
-which have nothing to train), so ``backward`` stops there and returns None
+The first layer's input is the data, whose gradient nobody needs: before each
+backward pass Sequential sets ``needs_input_grad`` to False on every layer up to the
+first with a trainable (not frozen) param, so ``backward`` stops there and returns
+None. Freezing the params of the first layers (airbench stops training its
+whitening bias after 3 epochs) thus also stops their backward pass
 (``input_gradient`` computes dL/dx when wanted, e.g. for gradient checks or saliency).
 """
 import os
@@ -45,12 +47,7 @@ class Sequential:
         self.layers = layers
         self.forward_ran = False   # True once forward has run: backward has something to use
         self.released = False      # True after predict: the layers hold nothing for backward
-        # Up to the first layer with params, no input gradient is needed: the data's
-        # gradient nobody wants, and the layers before have no params to train.
-        first_with_params = next((i for i, l in enumerate(layers) if l.params), len(layers) - 1)
-        self.data_side = range(first_with_params + 1)
-        for i in self.data_side:
-            layers[i].needs_input_grad = False
+        self.set_input_grads(wanted=False)
         self.steps = self.plan_steps(fuse)
         self.forward_hooks, self.backward_hooks = [], []
 
@@ -109,23 +106,39 @@ class Sequential:
         if not self.forward_ran:
             raise RuntimeError("Sequential.backward: call forward first (each layer's backward "
                                "uses what its forward kept)")
+        self.set_input_grads(wanted=False)
+        return self.backward_through_layers(dy)
+
+    def backward_through_layers(self, dy):
         for i in range(len(self.layers) - 1, -1, -1):
-            if dy is None:                   # below the first layer with params: nothing to do
+            if dy is None:                   # below the first trainable layer: nothing to do
                 break
             for hook in self.backward_hooks:
                 hook(i, self.layers[i], dy)
             dy = self.layers[i].backward(dy)
         return dy
 
+    def first_trainable(self):
+        """Index of the first layer with a param that is not frozen (the last layer if none)."""
+        return next((i for i, layer in enumerate(self.layers)
+                     if any(key not in layer.frozen for key in layer.params)), len(self.layers) - 1)
+
+    def set_input_grads(self, wanted):
+        """needs_input_grad on every layer: False up to the first trainable one (nothing
+        below it has anything to train), unless the input's gradient is ``wanted``."""
+        first = self.first_trainable()
+        for i, layer in enumerate(self.layers):
+            layer.needs_input_grad = wanted or i > first
+
     def input_gradient(self, dy):
         """Backward that also returns dL/dx for the network input (gradient checks)."""
-        for i in self.data_side:
-            self.layers[i].needs_input_grad = True
+        if self.released or not self.forward_ran:
+            return self.backward(dy)                    # raises, saying why
+        self.set_input_grads(wanted=True)
         try:
-            return self.backward(dy)
+            return self.backward_through_layers(dy)
         finally:
-            for i in self.data_side:
-                self.layers[i].needs_input_grad = False
+            self.set_input_grads(wanted=False)
 
     def predict(self, x, batch_size=500):
         """Logits for x in eval mode, computed batch by batch. Returns (N, K).

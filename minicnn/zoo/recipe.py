@@ -59,12 +59,26 @@ def airbench_optimizer(model, batch_size, lr_scale=1.0, momentum=0.85, lr=11.5,
 
 def freeze_whiten_bias(epochs=3):
     """Epoch hook: the whitening bias (role "whitening_bias") trains for ``epochs`` epochs,
-    then stops."""
+    then stops: its group's lr_scale becomes 0 and the param joins its layer's ``frozen``
+    set, so no layer below the first conv has anything left to train and the backward
+    pass stops above them (Sequential.set_input_grads). Its gradient is zeroed then, so
+    an optimizer that still reads it (momentum, weight decay at lr 0) sees the same
+    numbers whether the run was resumed or not."""
     def hook(trainer, epoch):
-        roles = trainer.model.roles()
+        model, frozen_now = trainer.model, epoch >= epochs
+        roles = model.roles()
         for group in trainer.optimizer.param_groups:
             if any(roles.get(item[0]) == "whitening_bias" for item in group["params"]):
-                group["lr_scale"] = 1.0 if epoch < epochs else 0.0
+                group["lr_scale"] = 0.0 if frozen_now else 1.0
+        for name, role in roles.items():
+            if role == "whitening_bias":
+                index, key = name.split(".")
+                layer = model.layers[int(index)]
+                if frozen_now:
+                    layer.frozen.add(key)
+                    layer.grads[key][...] = 0
+                else:
+                    layer.frozen.discard(key)
     return hook
 
 

@@ -231,9 +231,13 @@ def test_recipe_benchmark_times_both_recipes(capsys):
     """bench_recipes.py at tiny batches: a row per recipe, positive rates."""
     import bench_recipes
     rates = bench_recipes.main(["--reps", "1", "--sgd-batch", "8", "--muon-batch", "16"])
-    assert set(rates) == {"fast94_sgd", "fast94"} and all(r > 0 for r in rates.values())
+    assert set(rates) == {"fast94_sgd", "fast94", "fast94 frozen bias", "fast94 over its 8 epochs"}
+    assert all(r > 0 for r in rates.values())
+    low, high = sorted([rates["fast94"], rates["fast94 frozen bias"]])
+    assert low <= rates["fast94 over its 8 epochs"] <= high              # a weighted mean
     out = capsys.readouterr().out
     assert "| fast94_sgd | 8 |" in out and "| fast94 | 16 |" in out
+    assert "| fast94 frozen bias | 16 |" in out
 
 
 def test_gelu_benchmark_times_the_checkout_another_revision_and_libm(capsys):

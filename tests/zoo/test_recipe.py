@@ -38,3 +38,49 @@ def test_schedule_and_lookahead_decay_shapes():
     la, decay = airbench_lookahead(airbench((4, 8, 8)), 100)
     assert decay(0) == 0.0 and decay(100) == pytest.approx(0.95 ** 5)
     assert decay(50) == pytest.approx(0.95 ** 5 / 8)
+
+
+def test_frozen_whiten_bias_stops_the_backward_pass_above_it():
+    """After the freeze, nothing below the first conv is trained: its dx, the GELU's and
+    the whitening layer's backward are skipped, every other gradient is unchanged, and
+    the bias neither moves nor keeps a stale gradient. Unfreezing (a resumed earlier
+    epoch) brings the full backward pass back."""
+    import numpy as np
+
+    from minicnn.nn.loss import softmax_cross_entropy
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 32, 32, 3)).astype(np.float32)
+    labels = rng.integers(0, 10, 4)
+    model = airbench((4, 8, 8), rng=0)
+    opt = airbench_optimizer(model, 4)
+
+    class T:                                                     # the Trainer, as hooks see it
+        optimizer = opt
+    T.model = model
+    called = []
+    model.backward_hooks.append(lambda i, layer, dy: called.append(i))
+
+    def step_grads():
+        called.clear()
+        loss, dlogits = softmax_cross_entropy(model.forward(x, training=True), labels)
+        model.backward(dlogits)
+        return {name: g.copy() for name, _, g in model.named_parameters()}
+
+    freeze_whiten_bias(3)(T, 2)
+    before = step_grads()
+    assert called[-1] == 0 and np.abs(before["0.b"]).sum() > 0 and model.layers[2].needs_input_grad is True
+    freeze_whiten_bias(3)(T, 3)
+    after = step_grads()
+    assert min(called) == 2 and "0.b" not in after and not model.layers[0].grads["b"].any()
+    assert model.layers[2].needs_input_grad is False
+    assert set(after) == set(before) - {"0.b"}
+    for name in after:
+        np.testing.assert_array_equal(after[name], before[name])
+    bias = model.layers[0].params["b"].copy()
+    opt.step()
+    np.testing.assert_array_equal(model.layers[0].params["b"], bias)
+    assert model.input_gradient(softmax_cross_entropy(model.forward(x, training=True), labels)[1]).shape == x.shape
+    freeze_whiten_bias(3)(T, 1)                                  # an earlier epoch: trains again
+    step_grads()
+    assert called[-1] == 0 and np.abs(model.layers[0].grads["b"]).sum() > 0

@@ -127,6 +127,13 @@ def normal_tail_f32(v):
     return HALF * m * erfcx_f32(a * INV_SQRT_2_F32), m * INV_SQRT_2PI_F32, s1, s2
 
 
+@njit(inline="always")
+def gelu_exact_f32(v):
+    """GELU(v) for a float32 v:  v Phi(v) = v (1 - Phi(-v)) for v >= 0,  v Phi(-|v|) for v < 0."""
+    tail, _, s1, s2 = normal_tail_f32(v)
+    return (v * tail) * s1 * s2 if v < ZERO else v * (ONE - tail * s1 * s2)
+
+
 # ---- tanh form, float64 arithmetic -------------------------------------------------
 @njit(inline="always")
 def exp_neg(t):
@@ -162,9 +169,7 @@ def gelu_forward_f32(x, y, approximate):
             y[i] = v * sigmoid_2u(v)[0]
     else:
         for i in prange(x.size):
-            v = x[i]
-            tail, _, s1, s2 = normal_tail_f32(v)
-            y[i] = (v * tail) * s1 * s2 if v < ZERO else v * (ONE - tail * s1 * s2)
+            y[i] = gelu_exact_f32(x[i])
     return y
 
 

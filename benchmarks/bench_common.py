@@ -413,10 +413,23 @@ def write_json(path, obj):
     path.write_text(json.dumps(obj, indent=1) + "\n")
 
 
-def rule_bench_args(doc):
-    """--batch and --reps of the single-process rule benchmarks (bench_direct, bench_winograd)."""
+def rule_bench_args(doc, shapes=False, argv=None):
+    """--batch and --reps of the single-process rule benchmarks (bench_direct, bench_winograd);
+    shapes=True adds --shapes C,F,H ... (a layer C->F on H x H maps)."""
     import argparse
+
+    def layer_shape(text):
+        try:
+            C, F, H = (int(v) for v in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected C,F,H (three whole numbers), got {text!r}")
+        if min(C, F, H) < 1:
+            raise argparse.ArgumentTypeError(f"C, F and H must be >= 1, got {text!r}")
+        return C, F, H
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--batch", type=int, default=128, help="images per batch (default 128)")
     ap.add_argument("--reps", type=int, default=5, help="timed repetitions (default 5)")
-    return ap.parse_args()
+    if shapes:
+        ap.add_argument("--shapes", type=layer_shape, nargs="+", metavar="C,F,H",
+                        help="only these layers (default: the list in the script)")
+    return ap.parse_args(argv)

@@ -1,6 +1,6 @@
 """The measurement behind Conv2D's Winograd rule: F(4x4, 3x3) against the path taken otherwise.
 
-    python benchmarks/bench_winograd.py [--batch 128] [--reps 5]
+    python benchmarks/bench_winograd.py [--batch 128] [--reps 5] [--shapes C,F,H ...]
 
 For 3x3 shapes of the bundled nets (and a few around them), times the forward pass and
 dx of Conv2D(C, F, 3) (F(4x4, 3x3)) and dW (F(3x3, 4x4)) with the Winograd paths
@@ -29,13 +29,13 @@ SHAPES = [(32, 32, 32), (32, 64, 16), (64, 64, 16), (24, 64, 31), (64, 64, 15), 
           (256, 64, 15), (256, 256, 7), (128, 128, 8), (3, 32, 32), (256, 256, 3)]
 
 
-def main():
-    args = rule_bench_args(__doc__)
+def main(argv=None):
+    args = rule_bench_args(__doc__, shapes=True, argv=argv)
     rng = np.random.default_rng(0)
     print(f"# batch {args.batch}, wall ms (median of {args.reps}), threads "
           f"{minicnn.fast.parallel.num_threads()}")
     print(f"{'C->F @HxW':16s} {'op':4s} {'winograd':>9s} {'other':>9s} {'speed-up':>9s}")
-    for C, F, H in SHAPES:
+    for C, F, H in args.shapes or SHAPES:
         layer = Conv2D(C, F, 3, padding="same", bias=False, rng=0)
         x = rng.standard_normal((args.batch, H, H, C)).astype(np.float32)
         dy = rng.standard_normal((args.batch, H, H, F)).astype(np.float32)

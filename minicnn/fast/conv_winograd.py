@@ -9,7 +9,8 @@ image, and the batch has N * TH of them, numbered n * TH + ty.
 Here the work is cut into blocks of whole tile rows, about TILES_PER_BLOCK tiles
 each, handed to every core (parallel.py), each core with its own scratch: V and M
 of a block, 36 positions x 32 tiles x (C + F) floats, 295 KB for 32 + 32 channels,
-stay in the core's L2 cache. dW sums its blocks into one (36, C, F) accumulator per
+stay in the core's L2 cache (for dW with C * F above PACKED_DW_ABOVE, blocks of 128
+tiles whose V and E are repacked panel by panel, kernels/winograd_grad.py). dW sums its blocks into one (36, C, F) accumulator per
 fixed group of blocks (REDUCE_GROUPS in conv.py), then the groups in order:
 reproducible whatever the thread timing.
 
@@ -25,6 +26,8 @@ from .vectors import forward_tile_width, grad_tile_width
 
 TILES_PER_BLOCK = 32
 GRAD_TILES_PER_BLOCK = 32      # dW: tiles per block (V and E of a block, and the accumulators)
+PACKED_DW_ABOVE = 64 * 256     # dW: from C * F above this, products read packed panels ...
+PACKED_GRAD_TILES_PER_BLOCK = 128   # ... of this many tiles (docs/performance.md, "Winograd")
 
 
 def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
@@ -77,7 +80,9 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):
                          f"dy {dy.shape} {dy.dtype}")
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     TH, TW = -(-OH // 4), -(-OW // 4)                                # tile rows, tiles per row
-    rows_per_block = max(1, GRAD_TILES_PER_BLOCK // TW)              # tile rows per block
+    packed = C * F > PACKED_DW_ABOVE
+    tiles_per_block = PACKED_GRAD_TILES_PER_BLOCK if packed else GRAD_TILES_PER_BLOCK
+    rows_per_block = max(1, tiles_per_block // TW)                   # tile rows per block
     n_tile_rows = N * TH
     n_blocks = -(-n_tile_rows // rows_per_block)
     n_groups = min(reduce_groups, n_blocks)
@@ -91,13 +96,16 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):
     Vs = scratch(36 * rows_per_block * TW * C)
     dy_bands, partial_Es = scratch(16 * TW * F), scratch(24 * TW * F)
     Es = scratch(36 * rows_per_block * TW * F)
+    Vs_packed = scratch(36 * rows_per_block * TW * C if packed else 1)
+    Es_packed = scratch(36 * rows_per_block * TW * F if packed else 1)
 
     def group(g, thread):                # group g: its range of blocks, in order
         for i in range(g * n_blocks // n_groups, (g + 1) * n_blocks // n_groups):
             winograd_grad_rows(x, dy, i * rows_per_block,
                                min(n_tile_rows, i * rows_per_block + rows_per_block),
                                pad_top, pad_left, M_groups[g], bands[thread], partial_Vs[thread],
-                               Vs[thread], dy_bands[thread], partial_Es[thread], Es[thread], FB)
+                               Vs[thread], dy_bands[thread], partial_Es[thread], Es[thread],
+                               Vs_packed[thread], Es_packed[thread], FB, packed)
 
     parallel_blocks(n_groups, group)
     return weight_grad_output_transform(M_groups.sum(axis=0, dtype=np.float64), x.dtype)

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..backend import fast_implementation
 from ..nn.conv import Conv2D
+from .conv_winograd import PACKED_DW_ABOVE
 from .kernels.direct import slp_vectorizer_on, tile_width
 from .kernels.taps import padding_share
 
@@ -40,7 +41,8 @@ from .kernels.taps import padding_share
 MIN_WINOGRAD_SIDE = 7        # winograd: output map (forward, dW) or input map (dx) sides
 MIN_WINOGRAD_CHANNELS = 16   # winograd: input channels of the product (C forward, F for dx)
 WINOGRAD_BLOCK_CHANNELS = 32  # winograd: output channels of the product, a multiple of this
-MAX_WINOGRAD_DW_SIZE = 64 * 256  # winograd dW: up to this C * F
+MIN_PACKED_WINOGRAD_DW_TILES = 1024  # winograd dW with C * F above PACKED_DW_ABOVE: at
+                                     # least this many 4x4 tiles in the batch
 MIN_DIRECT_WIDTH = 12        # direct: maps at least this wide
 MAX_DIRECT_CHANNELS = 64     # direct: the product's output channels at most this many
 TAPS_MIN_PADDING = 0.08      # taps: from this share of padding entries in im2col on
@@ -90,12 +92,13 @@ def winograd_dx_fits(layer, shape):
 
 
 def winograd_dW_fits(layer, shape):
-    """4 x 16 tiles (C % 4, F % 16); at C * F above MAX_WINOGRAD_DW_SIZE its products'
-    strided reads lose to the other paths."""
+    """4 x 16 tiles (C % 4, F % 16); at C * F above PACKED_DW_ABOVE (packed products, one
+    (36, C, F) accumulator of 9 MB at 256 x 256) only on enough tiles to pay for it."""
+    tiles = shape.N * (-(-shape.OH // 4)) * (-(-shape.OW // 4))
     return (shape.need_dW and tiles_can_run(layer, shape)
             and winograd_common(layer, min(shape.OH, shape.OW))
             and layer.C % 4 == 0 and layer.F % 16 == 0
-            and layer.C * layer.F <= MAX_WINOGRAD_DW_SIZE)
+            and (layer.C * layer.F <= PACKED_DW_ABOVE or tiles >= MIN_PACKED_WINOGRAD_DW_TILES))
 
 
 def direct_common(layer, shape, width):

@@ -249,3 +249,17 @@ def test_gelu_benchmark_times_the_checkout_another_revision_and_libm(capsys):
                           "HEAD backward", "libm erfc forward"}
     assert all(0 < ns < 1e6 for ns in rates.values())
     assert "ns per element" in capsys.readouterr().out
+
+
+def test_winograd_benchmark_runs_only_the_shapes_asked_for():
+    """--shapes C,F,H: one row per op of each layer given; a malformed shape is refused."""
+    path = ROOT / "benchmarks" / "bench_winograd.py"
+    out = subprocess.run([sys.executable, str(path), "--batch", "2", "--reps", "1",
+                          "--shapes", "32,32,8", "3,32,8"],
+                         capture_output=True, text=True, timeout=600, check=True)
+    rows = [l.split() for l in out.stdout.splitlines() if l and not l.startswith("#")][1:]
+    assert [(r[0], r[3]) for r in rows] == [("32->32", "fwd"), ("32->32", "dx"), ("32->32", "dW"),
+                                            ("3->32", "fwd")]
+    bad = subprocess.run([sys.executable, str(path), "--shapes", "32,32"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "expected C,F,H" in bad.stderr

@@ -196,6 +196,32 @@ def test_winograd_weight_grad_any_blocking_same_numbers(monkeypatch, tiles_per_b
     assert rel_err(got, dW_direct_sum(x.astype(np.float64), dy.astype(np.float64), 1, 1)) < WINOGRAD_TOL
 
 
+@pytest.mark.parametrize("unit", ["avx2", "avx512"])
+@pytest.mark.parametrize("N,H,W,C,F,tiles_per_block", [
+    (2, 8, 8, 4, 16, 128), (3, 7, 9, 8, 64, 5), (2, 11, 13, 12, 32, 1), (2, 7, 7, 132, 128, 128)])
+def test_winograd_weight_grad_packed_panels(monkeypatch, unit, N, H, W, C, F, tiles_per_block):
+    """The products on packed panels (large C * F; forced here on small layers too, and
+    at 132 x 128 without forcing) give what the strided reads give, on both tile sets."""
+    from minicnn.fast import vectors
+    rng = np.random.default_rng(C + F)
+    x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    dy = rng.standard_normal((N, H, W, F)).astype(np.float32)
+    want = dW_direct_sum(x.astype(np.float64), dy.astype(np.float64), 1, 1)
+    monkeypatch.setattr(cw, "PACKED_GRAD_TILES_PER_BLOCK", tiles_per_block)
+    previous = vectors.use_vector_unit(unit)
+    try:
+        if C * F <= cw.PACKED_DW_ABOVE:
+            strided = winograd_weight_grad(x, dy, 1, 1, 2)
+            monkeypatch.setattr(cw, "PACKED_DW_ABOVE", 0)
+        got = winograd_weight_grad(x, dy, 1, 1, 2)
+    finally:
+        vectors.use_vector_unit(previous)
+    assert C * F > cw.PACKED_DW_ABOVE                       # the packed path ran
+    assert rel_err(got, want) < WINOGRAD_TOL
+    if C * F <= 64 * 256:
+        assert rel_err(got, strided) < WINOGRAD_TOL
+
+
 def test_winograd_weight_grad_refuses_what_it_cannot_do():
     x = np.zeros((2, 8, 8, 4), np.float32)
     with pytest.raises(ValueError, match="multiple of 4"):

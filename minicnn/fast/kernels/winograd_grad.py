@@ -92,7 +92,7 @@ def a_row(p, src, o, dst, dst_start, n):
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
 def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partial_V, V, dy_band,
-                       partial_E, E, FB):
+                       partial_E, E, V_packed, E_packed, FB, packed):
     """M_acc (36, C, F) += M_k = V_k^T E_k over tile rows row0 .. row1-1 (tile row
     n * TH + ty, TH = ceil(OH / 4)).
 
@@ -100,7 +100,8 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
     F % FB == 0, FB = 16 (4 x 16 product tiles) or 32 (4 x 32, on AVX-512). Scratch (flat float32), TW = ceil(OW / 4), T = (row1 - row0) * TW:
     band >= 24*(TW+1)*C and partial_V >= 36*TW*C (x's transform, as in winograd.py),
     V >= 36*T*C, dy_band >= 16*TW*F (4 dy rows in 4 phases), partial_E >= 24*TW*F
-    (A along the columns), E >= 36*T*F."""
+    (A along the columns), E >= 36*T*F. packed: copy V and E into V_packed and
+    E_packed (as large as V and E) panel by panel first (pack_panels), for large C * F."""
     N, H, W, C = x.shape
     OH, OW, F = dy.shape[1], dy.shape[2], dy.shape[3]
     TH, TW = (OH + 3) // 4, (OW + 3) // 4
@@ -138,15 +139,39 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
                 offs[a] = uint64(p * 4 + a) * row_len
             for r in range(6):
                 a_row(r, partial_E, offs, E, uint64(6 * r + p) * E_k_stride + tile_start, row_len)
+    if packed:
+        pack_panels(V, T, C, 4, V_packed)
+        pack_panels(E, T, F, FB, E_packed)
+        V, E = V_packed, E_packed
+    a_ks, b_ks = (4, FB) if packed else (C, F)        # from one tile (step k) to the next
     for k in range(36):                               # M_acc_k += V_k^T @ E_k
         for c0 in range(0, C, 4):
             for f0 in range(0, F, FB):
                 # tile arguments: a = V_k from channel c0, p = channel (stride 1), k = tile
-                # (stride C); b = E_k from channel f0, k stride F; T steps
+                # (stride a_ks); b = E_k from channel f0, k stride b_ks; T steps. Packed,
+                # the 4 channels from c0 start at c0 * T (panel c0 / 4 of T rows of 4)
+                a_start = k * T * C + (c0 * T if packed else c0)
+                b_start = k * T * F + (f0 * T if packed else f0)
                 if FB == 32:
-                    tile_4x32(V, k * T * C + c0, one_tap, 1, C, E, k * T * F + f0, one_tap, F,
+                    tile_4x32(V, a_start, one_tap, 1, a_ks, E, b_start, one_tap, b_ks,
                               T, M_flat, (k * C + c0) * F + f0, F, True)
                 else:
-                    tile_4x16(V, k * T * C + c0, one_tap, 1, C, E, k * T * F + f0, one_tap, F,
+                    tile_4x16(V, a_start, one_tap, 1, a_ks, E, b_start, one_tap, b_ks,
                               T, M_flat, (k * C + c0) * F + f0, F, True)
     return M_acc
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def pack_panels(src, T, C, P, dst):
+    """For each of the 36 positions k: src[k] (T, C) -> dst[k] (C / P, T, P), panels of
+    P channels whose T rows follow each other, so that a product tile reads its operand
+    from one contiguous run instead of rows C floats apart (C % P == 0)."""
+    T_u, C_u, P_u = uint64(T), uint64(C), uint64(P)
+    for k in range(36):
+        base = uint64(k) * T_u * C_u
+        for panel in range(C_u // P_u):
+            out = base + uint64(panel) * T_u * P_u
+            for t in range(T_u):
+                row = base + uint64(t) * C_u + uint64(panel) * P_u
+                for p in range(P_u):
+                    dst[out + uint64(t) * P_u + p] = src[row + p]

@@ -100,9 +100,9 @@ def exp_neg_half_square(a):
     c = EXP_COEF_F32
     r2 = r * r
     m = (c[0] + c[1] * r) + (c[2] + c[3] * r) * r2 + ((c[4] + c[5] * r) + c[6] * r2) * (r2 * r2)
-    k = np.float32(k)
-    k1 = np.floor(k * HALF)
-    return m, exp2_int(-k1), exp2_int(k1 - k)
+    k_f32 = np.float32(k)
+    k1 = np.floor(k_f32 * HALF)                          # k = k1 + (k - k1), both <= 76
+    return m, exp2_int(-k1), exp2_int(k1 - k_f32)
 
 
 @njit(inline="always")

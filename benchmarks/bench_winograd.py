@@ -6,9 +6,10 @@ For 3x3 shapes of the bundled nets (and a few around them), times the forward pa
 dx of Conv2D(C, F, 3) (F(4x4, 3x3)) and dW (F(3x3, 4x4)) with the Winograd paths
 allowed and forbidden, interleaved, median of --reps after a warm-up, wall clock on all
 threads (the rule is about the 2 threads a network runs on: an earlier Winograd kernel
-won on one core and lost on two). Prints ms and the speed-up (> 1: Winograd is faster). The shapes run whatever the rule says; dx rows only where
-the product's output (C) is a multiple of 32, dW rows where C % 4 == 0 and F % 16 == 0,
-which the kernels need.
+won on one core and lost on two). Prints ms and the speed-up (> 1: Winograd is faster).
+The shapes run whatever the rule says; dx rows only where the product's output (C)
+fills at least 3/4 of its 32-wide tiles (rules.winograd_width_fits: 24 runs as 32), dW
+rows where C % 4 == 0 and F % 16 == 0, which the kernels need.
 """
 import os
 import sys
@@ -21,6 +22,7 @@ import minicnn  # noqa: E402
 
 minicnn.tune_process()   # the settings training uses (minicnn/fast/process.py)
 from bench_common import rule_bench_args  # noqa: E402
+from minicnn.fast.rules import winograd_width_fits  # noqa: E402
 from minicnn.nn import Conv2D  # noqa: E402
 
 # (C, F, H): the simple net's 3x3 convs (dx of 32->64 is the 64->32 product), airbench94's,
@@ -39,7 +41,7 @@ def main(argv=None):
         layer = Conv2D(C, F, 3, padding="same", bias=False, rng=0)
         x = rng.standard_normal((args.batch, H, H, C)).astype(np.float32)
         dy = rng.standard_normal((args.batch, H, H, F)).astype(np.float32)
-        ops = ["fwd"] + ["dx"] * (C % 32 == 0) + ["dW"] * (C % 4 == 0 and F % 16 == 0)
+        ops = ["fwd"] + ["dx"] * winograd_width_fits(C) + ["dW"] * (C % 4 == 0 and F % 16 == 0)
         for op in ops:
             layer.frozen = {"W"} if op == "dx" else set()      # backward = dx only, or
             layer.needs_input_grad = op != "dW"                 # dW (and db) only

@@ -42,6 +42,8 @@ def profile(model, x, labels, mode, reps, clock):
         _, d = softmax_cross_entropy(h, labels)                  # d: (N, 10)
         other[0] += w * (clock() - t)
         for i in reversed(range(L)):
+            if d is None:                     # below the first trainable layer
+                break
             t = clock()
             d = model.layers[i].backward(d)
             bwd[i] += w * (clock() - t)
@@ -59,8 +61,14 @@ def main():
     p.add_argument("--mode", choices=["train", "infer"], default="train")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--cpu-clock", action="store_true", help="process CPU time, not wall time")
+    p.add_argument("--freeze-first", action="store_true",
+                   help="freeze the first layer's params (fast94 after its whitening bias stops "
+                        "training): backward stops above it")
     args = p.parse_args()
     model = simple() if args.net == "simple" else airbench()
+    if args.freeze_first:
+        model.layers[0].frozen.update(model.layers[0].params)
+    model.set_input_grads(wanted=False)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch, 32, 32, 3), dtype=np.float32)   # (N, H, W, C)
     labels = rng.integers(0, 10, args.batch)
@@ -68,7 +76,8 @@ def main():
     fwd, bwd, other = profile(model, x, labels, args.mode, args.reps, clock)
     total = fwd.sum() + bwd.sum() + other.sum()
     conv = sum(fwd[i] + bwd[i] for i, layer in enumerate(model.layers) if type(layer).__name__ == "Conv2D")
-    print(f"# {args.net}, batch {args.batch}, {args.mode}, {'CPU' if args.cpu_clock else 'wall'} ms, "
+    print(f"# {args.net}{' (first layer frozen)' if args.freeze_first else ''}, batch {args.batch}, "
+          f"{args.mode}, {'CPU' if args.cpu_clock else 'wall'} ms, "
           f"mean of {args.reps} after 1 warm-up; numba threads {minicnn.fast.parallel.num_threads()}")
     print(f"{'#':>2} {'layer':46s} {'forward':>8s} {'backward':>8s} {'share':>6s}")
     for i, layer in enumerate(model.layers):

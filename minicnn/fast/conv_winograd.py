@@ -30,15 +30,27 @@ PACKED_DW_ABOVE = 64 * 256     # dW: from C * F above this, products read packed
 PACKED_GRAD_TILES_PER_BLOCK = 128   # ... of this many tiles (docs/performance.md, "Winograd")
 
 
+def padded_width(F):
+    """The product's output channels rounded up to the tiles' 32: F = 24 runs as 32."""
+    return -(-F // 32) * 32
+
+
 def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
     """y (N, OH, OW, F) = conv(x, weights) + b (then max(y, 0) if relu), stride 1;
-    x (N, H, W, C), weights (3, 3, C, F) with F a multiple of 32, b (F,) or None."""
+    x (N, H, W, C), weights (3, 3, C, F), b (F,) or None. The product tiles are 32
+    output channels wide: any other F runs as padded_width(F) with zero filters, and
+    the result keeps its first F channels (one copy)."""
     N, H, W, C = x.shape
     F = weights.shape[3]
     check_inputs("Winograd convolution", x, weights, pad_top, pad_left, b, (OH, OW))
-    if weights.shape[:2] != (3, 3) or F % 32:
-        raise ValueError(f"Winograd F(4x4, 3x3) needs a 3x3 kernel and F a multiple of 32; "
-                         f"got kernel {weights.shape[:2]}, F = {F}")
+    if weights.shape[:2] != (3, 3):
+        raise ValueError(f"Winograd F(4x4, 3x3) needs a 3x3 kernel; got {weights.shape[:2]}")
+    if F % 32:
+        extra = padded_width(F) - F
+        weights = np.pad(weights, ((0, 0), (0, 0), (0, 0), (0, extra)))   # zero filters
+        b = None if b is None else np.pad(b, (0, extra))
+        y = winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu)
+        return np.ascontiguousarray(y[..., :F])
     x = np.ascontiguousarray(x)
     FB = forward_tile_width(F)           # product tile: 3 x 32 (AVX2) or 4 x 64 (AVX-512)
     U_packed = weight_transform(weights, FB)                         # (36, F/FB, C, FB)

@@ -33,14 +33,15 @@ import numpy as np
 
 from ..backend import fast_implementation
 from ..nn.conv import Conv2D
-from .conv_winograd import PACKED_DW_ABOVE
+from .conv_winograd import PACKED_DW_ABOVE, padded_width
 from .kernels.direct import slp_vectorizer_on, tile_width
 from .kernels.taps import padding_share
 
 # -- thresholds ------------------------------------------------------------------------
 MIN_WINOGRAD_SIDE = 7        # winograd: output map (forward, dW) or input map (dx) sides
 MIN_WINOGRAD_CHANNELS = 16   # winograd: input channels of the product (C forward, F for dx)
-WINOGRAD_BLOCK_CHANNELS = 32  # winograd: output channels of the product, a multiple of this
+MIN_WINOGRAD_CHANNEL_USE = 0.75  # winograd: of the product's output channels padded to a
+                                 # multiple of 32 (padded_width), at least this share real
 MIN_PACKED_WINOGRAD_DW_TILES = 1024  # winograd dW with C * F above PACKED_DW_ABOVE: at
                                      # least this many 4x4 tiles in the batch
 MIN_DIRECT_WIDTH = 12        # direct: maps at least this wide
@@ -72,10 +73,16 @@ def winograd_common(layer, side):
             and side >= MIN_WINOGRAD_SIDE)
 
 
+def winograd_width_fits(channels):
+    """The product's output channels fill enough of the 32-wide tiles: 24 (of 32) do,
+    16 do not (half the products would multiply zero filters)."""
+    return channels >= MIN_WINOGRAD_CHANNEL_USE * padded_width(channels)
+
+
 def winograd_forward_fits(layer, shape):
-    """3x3, a product at least MIN_WINOGRAD_CHANNELS deep and a multiple of 32 wide."""
+    """3x3, a product at least MIN_WINOGRAD_CHANNELS deep whose F fills the tiles."""
     return (tiles_can_run(layer, shape) and winograd_common(layer, min(shape.OH, shape.OW))
-            and layer.C >= MIN_WINOGRAD_CHANNELS and layer.F % WINOGRAD_BLOCK_CHANNELS == 0)
+            and layer.C >= MIN_WINOGRAD_CHANNELS and winograd_width_fits(layer.F))
 
 
 def flipped_kernel_fits(layer, shape):
@@ -88,7 +95,7 @@ def winograd_dx_fits(layer, shape):
     """As winograd_forward_fits for the flipped kernel: F and C swap roles."""
     return (flipped_kernel_fits(layer, shape) and tiles_can_run(layer, shape)
             and winograd_common(layer, min(shape.H, shape.W))
-            and layer.F >= MIN_WINOGRAD_CHANNELS and layer.C % WINOGRAD_BLOCK_CHANNELS == 0)
+            and layer.F >= MIN_WINOGRAD_CHANNELS and winograd_width_fits(layer.C))
 
 
 def winograd_dW_fits(layer, shape):

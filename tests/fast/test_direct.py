@@ -141,7 +141,7 @@ def test_direct_path_is_taken(monkeypatch):
     monkeypatch.setattr(fast_conv, "direct_forward",
                         lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
     x = np.zeros((2, 16, 16, 32), np.float32)
-    Conv2D(32, 48, 3, rng=0).forward(x)                 # F % 32 != 0: not Winograd
+    Conv2D(32, 16, 3, rng=0).forward(x)                 # 16 of 32 tile channels: not Winograd
     Conv2D(32, 64, 3, rng=0).forward(x)                 # Winograd comes first
     no_winograd = Conv2D(32, 64, 3, rng=0)
     no_winograd.allow_winograd = False
@@ -149,4 +149,4 @@ def test_direct_path_is_taken(monkeypatch):
     Conv2D(32, 64, 5, rng=0).forward(x)                 # 5x5: direct, not Winograd
     Conv2D(32, 64, 3, rng=0).to(np.float64).forward(x.astype(np.float64))
     Conv2D(32, 256, 3, rng=0).forward(x)
-    assert calls == [(3, 3, 32, 48), (3, 3, 32, 64), (5, 5, 32, 64)]
+    assert calls == [(3, 3, 32, 16), (3, 3, 32, 64), (5, 5, 32, 64)]

@@ -58,9 +58,13 @@ def test_winograd_rule(monkeypatch):
     rgb = Conv2D(3, 32, 3, rng=0)
     assert not winograd_forward_fits(rgb, shape(rgb, 32))                      # 3 input channels
     first = Conv2D(24, 64, 3, rng=0)
-    assert winograd_forward_fits(first, shape(first, 31)) and not winograd_dx_fits(first, shape(first, 31))
+    assert winograd_forward_fits(first, shape(first, 31)) and winograd_dx_fits(first, shape(first, 31))
+    sixteen = Conv2D(16, 64, 3, rng=0)                                        # dx: 16 of 32 used
+    assert winograd_forward_fits(sixteen, shape(sixteen, 31)) and not winograd_dx_fits(sixteen, shape(sixteen, 31))
     f48 = Conv2D(32, 48, 3, rng=0)
-    assert not winograd_forward_fits(f48, shape(f48, 16))                      # F % 32
+    assert winograd_forward_fits(f48, shape(f48, 16))                          # 48 of 64 used
+    f40 = Conv2D(32, 40, 3, rng=0)
+    assert not winograd_forward_fits(f40, shape(f40, 16))                      # 40 of 64
     five = Conv2D(64, 256, 5, rng=0)
     assert not winograd_forward_fits(five, shape(five, 15))
     strided = Conv2D(64, 256, 3, stride=2, rng=0)

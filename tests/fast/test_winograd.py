@@ -64,7 +64,8 @@ def test_weight_transform_makes_no_blas_call():
     (2, 7, 7, 8, 32, 1, 1, 1, 1), (3, 6, 5, 4, 64, 1, 1, 1, 1), (1, 8, 9, 3, 32, 0, 0, 0, 0),
     (2, 5, 6, 16, 96, 2, 1, 0, 1), (4, 3, 3, 2, 32, 1, 1, 1, 1), (1, 15, 15, 64, 32, 1, 1, 1, 1),
     (5, 16, 16, 32, 64, 1, 1, 1, 1), (3, 13, 22, 24, 32, 1, 1, 1, 1),
-    (1, 4, 8, 16, 32, 1, 1, 1, 1), (2, 7, 9, 16, 32, 2, 2, 2, 2), (2, 9, 7, 16, 32, 0, 2, 2, 0)])
+    (1, 4, 8, 16, 32, 1, 1, 1, 1), (2, 7, 9, 16, 32, 2, 2, 2, 2), (2, 9, 7, 16, 32, 0, 2, 2, 0),
+    (2, 9, 9, 64, 24, 1, 1, 1, 1), (1, 6, 7, 8, 48, 1, 1, 1, 1), (2, 5, 5, 4, 1, 1, 1, 1, 1)])
 @pytest.mark.parametrize("bias,relu", [(False, False), (True, False), (True, True)])
 def test_winograd_matches_direct_sum_and_twin(N, H, W, C, F, pt, pl, pb, pr, bias, relu):
     rng = np.random.default_rng(N + H + W + C + F)
@@ -117,8 +118,6 @@ def test_winograd_on_a_strided_input_view():
 def test_winograd_refuses_what_it_cannot_do():
     x = np.zeros((1, 6, 6, 4), np.float32)
     W32 = np.zeros((3, 3, 4, 32), np.float32)
-    with pytest.raises(ValueError, match="multiple of 32"):
-        winograd_forward(x, np.zeros((3, 3, 4, 48), np.float32), None, 1, 1, 6, 6)
     with pytest.raises(ValueError, match="3x3 kernel"):
         winograd_forward(x, np.zeros((5, 5, 4, 32), np.float32), None, 2, 2, 6, 6)
     with pytest.raises(TypeError, match="float32"):
@@ -139,9 +138,10 @@ def test_winograd_refuses_what_it_cannot_do():
 
 @pytest.mark.parametrize("C,F,H,padding,calls", [
     (32, 32, 12, "same", 2), (64, 128, 8, "same", 2), (128, 64, 7, "same", 2),
-    (24, 64, 9, "same", 1), (32, 32, 11, "valid", 2), (32, 32, 8, 2, 2)])
+    (24, 64, 9, "same", 2), (16, 64, 9, "same", 1), (32, 32, 11, "valid", 2), (32, 32, 8, 2, 2)])
 def test_conv2d_winograd_path_matches_other_path(monkeypatch, C, F, H, padding, calls):
-    """Forward and dx by Winograd (checked by a spy; dx with 24 output channels cannot)
+    """Forward and dx by Winograd (checked by a spy; dx with 24 output channels runs
+    padded to 32, with 16 it does not: half the tiles would be zeros)
     against the im2col paths only, on maps H x (H + 3) with padding 1, 0 and 2 (dx is
     then padded by 1, 2 and 0)."""
     rng = np.random.default_rng(C + F + H)

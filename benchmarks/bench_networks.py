@@ -18,15 +18,15 @@ memory (RSS) is measured in a fresh process per network / batch / step / backend
 (bench_worker.py --probe), so one configuration's peak cannot leak into another.
 With --torch-python the same networks run in PyTorch (eager NCHW, eager
 channels_last and torch.compile channels_last, see backend_torch.py; --no-compile
-leaves the compiled one out), interleaved with minicnn. The memory probes cover the
-eager subjects only. Threads: 2 (--threads).
+leaves the compiled one out), interleaved with minicnn. The memory probes cover all three (without the
+compiled one under --no-compile). Threads: 2 (--threads).
 """
 import argparse
 import json
 import subprocess
 import sys
 
-from bench_common import (BENCH_DIR, LABELS, TORCH_LAYOUTS, Pool, add_compile_arg, attach_rate, common_args,
+from bench_common import (BENCH_DIR, COMPILE_LABEL, TORCH_SUBJECTS, Pool, add_compile_arg, attach_rate, common_args,
                           log, machine_info, reps_warmup, sgemm_reference, summarize, worker_env, write_json)
 from report import memory_table, network_table, sgemm_table
 
@@ -75,11 +75,15 @@ def probe(backend, task, python=None, threads=2, steps=2, timeout=1800):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_memory(networks=NETWORKS, batches=(128, 1024), modes=MODES, torch_python=None, threads=2, steps=2):
-    """Peak RSS per network / batch / mode / backend, each in its own process."""
+def bench_memory(networks=NETWORKS, batches=(128, 1024), modes=MODES, torch_python=None, threads=2, steps=2,
+                 torch_compile=True):
+    """Peak RSS per network / batch / mode / backend, each in its own process. With
+    torch_compile, torch.compile (channels_last) too: its probe compiles for a batch
+    of 2 and for the full batch before the peak is reset, so compiling is not in it."""
     subjects = [("minicnn", "minicnn", None, {})]
     if torch_python:
-        subjects += [(LABELS[lay], "torch", torch_python, {"layout": lay}) for lay in TORCH_LAYOUTS]
+        subjects += [(label, "torch", torch_python, extra) for label, extra in TORCH_SUBJECTS.items()
+                     if torch_compile or label != COMPILE_LABEL]
     records = []
     for net, spec in networks.items():
         for N in batches:
@@ -117,7 +121,8 @@ def main():
         meta["workers"] = pool.info()
         meta["torch_subjects_skipped"] = dict(pool.skipped)
         torch_python = pool.torch_python
-    memory = [] if args.no_memory else bench_memory(nets, batches, MODES, torch_python, args.threads)
+    memory = [] if args.no_memory else bench_memory(nets, batches, MODES, torch_python, args.threads,
+                                                     torch_compile=not args.no_compile)
     print(sgemm_table(sgemm) + "\n\n" + network_table(records))
     if memory:
         print("\n" + memory_table(memory))

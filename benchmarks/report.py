@@ -258,9 +258,14 @@ def memory_table(records):
         if "peak_rss_mib" not in r:
             return "error"
         return f"{r['peak_rss_mib']:.0f} (+{r['peak_rss_mib'] - r['idle_rss_mib']:.0f})"
-    rows = [[net, N, mode, cell(g.get("minicnn")), cell(g.get("torch-nchw")), cell(g.get("torch-cl"))]
-            for (net, N, mode), g in groups.items()]
-    return table(["network", "batch", "step", "minicnn MiB", "torch NCHW MiB", "torch CL MiB"], rows)
+    def ratio(g):                        # minicnn's peak over the smallest PyTorch peak
+        mine = g.get("minicnn", {}).get("peak_rss_mib")
+        theirs = [r["peak_rss_mib"] for label, r in g.items() if label != "minicnn" and "peak_rss_mib" in r]
+        return f"{mine / min(theirs):.2f}" if mine and theirs else "–"
+    rows = [[net, N, mode, cell(g.get("minicnn")), cell(g.get("torch-nchw")), cell(g.get("torch-cl")),
+             cell(g.get("torch-compile-cl")), ratio(g)] for (net, N, mode), g in groups.items()]
+    return table(["network", "batch", "step", "minicnn MiB", "torch NCHW MiB", "torch CL MiB",
+                  "torch.compile CL MiB", "minicnn ÷ smallest PyTorch"], rows)
 
 
 def conv_share(layers, networks):

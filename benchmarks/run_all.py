@@ -134,7 +134,8 @@ def run(args, meta, reps, warmup, batches, out):
         torch_python = pool.torch_python
     if not args.no_memory:
         log("== peak memory (one fresh process each)")
-        results["memory"] = bench_memory(networks, batches, MODES, torch_python, args.threads)
+        results["memory"] = bench_memory(networks, batches, MODES, torch_python, args.threads,
+                                         torch_compile=not args.no_compile)
     meta["loadavg_end"] = list(os.getloadavg())
     live = source_fingerprint(bench_common.ROOT)
     if live != meta["minicnn_source_sha256"]:

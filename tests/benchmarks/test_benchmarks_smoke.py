@@ -133,7 +133,7 @@ def test_summarize_runs_copies_figures_and_averages_seeds(tmp_path, capsys):
         summarize_runs.main([str(tmp_path)])
 
 
-@pytest.mark.parametrize("script,rows", [("bench_direct.py", 30), ("bench_winograd.py", 30)])
+@pytest.mark.parametrize("script,rows", [("bench_direct.py", 30), ("bench_winograd.py", 31)])
 def test_rule_benchmarks_run_and_print_every_row(script, rows):
     """bench_direct / bench_winograd at batch 2, one rep: every shape x op gets a row."""
     path = ROOT / "benchmarks" / script
@@ -263,3 +263,18 @@ def test_winograd_benchmark_runs_only_the_shapes_asked_for():
     bad = subprocess.run([sys.executable, str(path), "--shapes", "32,32"],
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "expected C,F,H" in bad.stderr
+
+
+def test_memory_table_ratio_is_against_the_smallest_pytorch_peak():
+    from report import memory_table
+
+    def rec(backend, peak):
+        return {"kind": "memory", "backend": backend, "network": "simple", "batch": 8,
+                "mode": "train", "peak_rss_mib": peak, "idle_rss_mib": peak - 10}
+    recs = [rec("minicnn", 300), rec("torch-nchw", 500), rec("torch-cl", 400),
+            rec("torch-compile-cl", 600)]
+    row = memory_table(recs).splitlines()[-1]
+    assert row.endswith("| 0.75 |") and "| 600 (+10) |" in row           # 300 / 400
+    failed = recs[:1] + [{**recs[2], "peak_rss_mib": None}]
+    del failed[1]["peak_rss_mib"]
+    assert memory_table(failed).splitlines()[-1].endswith("| – |")     # nothing to compare

@@ -240,6 +240,28 @@ def test_recipe_benchmark_times_both_recipes(capsys):
     assert "| fast94 frozen bias | 16 |" in out
 
 
+def test_recipe_benchmark_alternates_a_changed_rule_and_restores_it(capsys, monkeypatch):
+    """--rule: every step also runs with the threshold changed (seen by a spy on the
+    rule's test), and the threshold is back to its value afterwards."""
+    import bench_recipes
+    from minicnn.fast import rules
+    seen = []
+    real = rules.winograd_width_fits
+    monkeypatch.setattr(rules, "winograd_width_fits",
+                        lambda c: seen.append(rules.MIN_WINOGRAD_CHANNEL_USE) or real(c))
+    before = rules.MIN_WINOGRAD_CHANNEL_USE
+    bench_recipes.main(["--reps", "1", "--sgd-batch", "8", "--muon-batch", "16",
+                        "--rule", "MIN_WINOGRAD_CHANNEL_USE=1.0"])
+    assert rules.MIN_WINOGRAD_CHANNEL_USE == before
+    assert {before, 1.0} <= set(seen)
+    out = capsys.readouterr().out
+    assert "img/s with MIN_WINOGRAD_CHANNEL_USE=1.0 | speed-up |" in out
+    assert out.count("| fast94") == 4 and "| fast94 over its 8 epochs (3 : 5) | 16 |" in out
+    for bad in ("NOT_A_RULE=1", "MIN_WINOGRAD_CHANNEL_USE", "MIN_WINOGRAD_SIDE=seven", "conv_path=1"):
+        with pytest.raises(SystemExit):
+            bench_recipes.main(["--rule", bad])
+
+
 def test_gelu_benchmark_times_the_checkout_another_revision_and_libm(capsys):
     """bench_gelu.py on a few elements: the kernel of HEAD is loaded from git and timed
     beside the checkout's kernel and libm's erfc."""

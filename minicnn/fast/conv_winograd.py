@@ -38,19 +38,16 @@ def padded_width(F):
 def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
     """y (N, OH, OW, F) = conv(x, weights) + b (then max(y, 0) if relu), stride 1;
     x (N, H, W, C), weights (3, 3, C, F), b (F,) or None. The product tiles are 32
-    output channels wide: any other F runs as padded_width(F) with zero filters, and
-    the result keeps its first F channels (one copy)."""
+    output channels wide: any other F runs as padded_width(F) with zero filters, of
+    which the kernel writes the first F."""
     N, H, W, C = x.shape
-    F = weights.shape[3]
+    F_out = weights.shape[3]
     check_inputs("Winograd convolution", x, weights, pad_top, pad_left, b, (OH, OW))
     if weights.shape[:2] != (3, 3):
         raise ValueError(f"Winograd F(4x4, 3x3) needs a 3x3 kernel; got {weights.shape[:2]}")
-    if F % 32:
-        extra = padded_width(F) - F
-        weights = np.pad(weights, ((0, 0), (0, 0), (0, 0), (0, extra)))   # zero filters
-        b = None if b is None else np.pad(b, (0, extra))
-        y = winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu)
-        return np.ascontiguousarray(y[..., :F])
+    F = padded_width(F_out)
+    if F != F_out:                                                   # zero filters
+        weights = np.pad(weights, ((0, 0), (0, 0), (0, 0), (0, F - F_out)))
     x = np.ascontiguousarray(x)
     FB = forward_tile_width(F)           # product tile: 3 x 32 (AVX2) or 4 x 64 (AVX-512)
     U_packed = weight_transform(weights, FB)                         # (36, F/FB, C, FB)
@@ -58,7 +55,7 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
     rows_per_block = max(1, TILES_PER_BLOCK // TW)                   # tile rows per block
     tiles_per_block = max(rows_per_block * TW, 4)                    # >= one product tile
     bias = np.zeros(0, x.dtype) if b is None else b
-    y = np.empty((N, OH, OW, F), dtype=x.dtype)
+    y = np.empty((N, OH, OW, F_out), dtype=x.dtype)
     n_threads = num_threads()
 
     def scratch(size):                   # one flat buffer per thread (sizes: winograd_rows)

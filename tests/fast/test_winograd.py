@@ -105,6 +105,30 @@ def test_winograd_any_block_size_gives_the_same_result(monkeypatch, tiles_per_bl
     assert rel_err(want, ref) < WINOGRAD_TOL
 
 
+@pytest.mark.parametrize("unit", ["avx2", "avx512"])
+@pytest.mark.parametrize("F", [24, 40, 112])
+def test_winograd_padded_width_is_the_first_channels_of_the_padded_filters(F, unit):
+    """F not a multiple of 32 runs with zero filters up to padded_width(F), and the
+    kernel writes only the first F: the same numbers as the padded layer's first F
+    channels, with and without bias and ReLU, on both tile sets."""
+    previous = vectors.use_vector_unit(unit)
+    try:
+        rng = np.random.default_rng(F)
+        x = rng.standard_normal((2, 9, 10, 16)).astype(np.float32)
+        Wt = rng.standard_normal((3, 3, 16, F)).astype(np.float32)
+        b = rng.standard_normal(F).astype(np.float32)
+        extra = cw.padded_width(F) - F
+        W_padded = np.pad(Wt, ((0, 0), (0, 0), (0, 0), (0, extra)))
+        for bias, relu in ((None, False), (b, True)):
+            got = winograd_forward(x, Wt, bias, 1, 1, 9, 10, relu)
+            padded = winograd_forward(x, W_padded, None if bias is None else np.pad(bias, (0, extra)),
+                                      1, 1, 9, 10, relu)
+            assert got.shape == (2, 9, 10, F) and got.flags.c_contiguous
+            np.testing.assert_array_equal(got, padded[..., :F])
+    finally:
+        vectors.use_vector_unit(previous)
+
+
 def test_winograd_on_a_strided_input_view():
     """A non-contiguous x (a slice of a bigger array) gives the same result as its copy."""
     rng = np.random.default_rng(1)

@@ -189,16 +189,18 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, b, relu, y, band, 
     y = conv3x3(x) + b (then max(., 0) if relu), by F(4x4, 3x3).
 
     x (N, H, W, C) C-contiguous; U_packed (36, F/FB, C, FB) from weight_transform, FB = 32
-    (products by the 3 x 32 tile) or 64 (the 4 x 64 tile); b (F,) or empty; y (N, OH, OW, F).
-    Scratch (flat float32 arrays), TW = ceil(OW / 4), T = (row1 - row0) * TW tiles:
+    (products by the 3 x 32 tile) or 64 (the 4 x 64 tile); b (F_out,) or empty; y (N, OH,
+    OW, F_out) with F_out <= F: the first F_out of the F output channels (F_out < F when
+    F was padded up to the tiles' width with zero filters). Scratch (flat float32 arrays), TW = ceil(OW / 4), T = (row1 - row0) * TW tiles:
     band >= 4*6*(TW+1)*C (the input rows, module docstring), partial_V >= 36*TW*C
     (step 1), V >= 36*max(T, 4)*C, M >= 36*max(T, 4)*F,
     partial_Y >= 24*TW*F (step 3), y_tiles >= 16*TW*F (step 4: the 4x4 outputs of one tile row)."""
     N, H, W, C = x.shape
-    OH, OW, F = y.shape[1], y.shape[2], y.shape[3]
+    OH, OW, F_out = y.shape[1], y.shape[2], y.shape[3]
     TH, TW = (OH + 3) // 4, (OW + 3) // 4
     T = (row1 - row0) * TW
     FB = U_packed.shape[3]                            # output channels per product tile
+    F = U_packed.shape[1] * FB                        # the products' output channels
     P = 3 if FB == 32 else 4                          # Winograd tiles per product tile
     T_padded = max(T, P)                              # the products take P tiles at a time
     n_channel_blocks = F // FB                        # U_packed's blocks of FB output channels
@@ -207,7 +209,7 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, b, relu, y, band, 
     one_tap = np.zeros(1, np.int64)                   # the tiles' tap offsets: one tap, at 0
     offs = np.zeros(6, np.uint64)                     # where the six inputs of a transform start
     zero = np.float32(0.0)
-    F_u, row_len = uint64(F), uint64(TW * F)          # unsigned F; row_len: a tile row of M
+    F_u, row_len = uint64(F_out), uint64(TW * F)      # channels kept; row_len: a tile row of M
     V_k_stride, M_k_stride = uint64(T_padded * C), uint64(T_padded * F)  # one position k of V, M
     for row in range(row0, row1):                     # input transform, row by row of tiles
         input_transform_row(x_flat, H, W, C, row // TH, row % TH, TW, pad_top, pad_left, band,
@@ -245,7 +247,7 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, b, relu, y, band, 
                 continue
             for ow in range(OW):
                 src = uint64(((r * 4 + ow % 4) * TW + ow // 4) * F)
-                dst = uint64(((n * OH + oh) * OW + ow) * F)
+                dst = uint64(((n * OH + oh) * OW + ow) * F_out)
                 if b.size:
                     for f in range(F_u):
                         y_flat[dst + f] = y_tiles[src + f] + b[f]

@@ -500,12 +500,14 @@ def main(argv=None):
 
     # -- evaluation -----------------------------------------------------------------------------
     names = config["class_names"]
-    test_pred = predict_logits(model, x_test, tta=config["tta"]).argmax(axis=1)
+    eval_batch = max(500, config["batch_size"])    # training held a batch this size in memory
+    test_pred = predict_logits(model, x_test, tta=config["tta"], batch_size=eval_batch).argmax(axis=1)
     report = classification_report(data["y_test"], test_pred, names)
     exact = float((test_pred[:1000] == data["y_test"][:1000]).mean())
     val_acc = None
     if len(y_val):
-        val_acc = float((predict_logits(model, x_val, tta=config["tta"]).argmax(1) == y_val).mean())
+        val_acc = float((predict_logits(model, x_val, tta=config["tta"], batch_size=eval_batch)
+                         .argmax(1) == y_val).mean())
     total_seconds = trainer.wall_seconds           # over every process that trained the run
     metrics = {"test_accuracy": report["accuracy"], "test_accuracy_exact_subset": exact,
                "val_accuracy": val_acc, "precision_macro": report["precision_macro"],

@@ -300,3 +300,15 @@ def test_memory_table_ratio_is_against_the_smallest_pytorch_peak():
     failed = recs[:1] + [{**recs[2], "peak_rss_mib": None}]
     del failed[1]["peak_rss_mib"]
     assert memory_table(failed).splitlines()[-1].endswith("| – |")     # nothing to compare
+
+
+def test_tta_benchmark_times_every_level_and_batch(capsys):
+    """bench_tta.py on a few images: a row per (level, batch) with the level's number
+    of views, and a positive time for each."""
+    import bench_tta
+    result = bench_tta.main(["--images", "24", "--batch", "8", "16", "--tta", "0", "2",
+                             "--reps", "1"])
+    assert set(result) == {(0, 8), (0, 16), (2, 8), (2, 16)}
+    assert all(seconds > 0 for seconds in result.values())
+    out = capsys.readouterr().out
+    assert "| 2 | 6 | 16 |" in out and "| 0 | 1 | 8 |" in out

@@ -4,8 +4,8 @@
 
 After a multi-threaded OpenBLAS call, OpenBLAS's worker threads keep spinning for a while
 (about 0.1 s), taking a core from whatever runs next. The Winograd weight transform
-(fast/kernels/winograd.py, weight_transform) is therefore written as sums of slices, not
-as a matrix product, and the conv blocks run one-thread BLAS (fast/parallel.py). This
+(fast/kernels/winograd.py, weight_transform) is therefore a compiled loop, not a matrix
+product, and the conv blocks run one-thread BLAS (fast/parallel.py). This
 prints the process CPU time used during an --idle second sleep (median of --reps) that
 starts right after: nothing; a forward pass of a 3x3 Conv2D(C, C) on the Winograd path;
 a numpy matmul of two (--matmul x --matmul) float32 matrices on OpenBLAS's default

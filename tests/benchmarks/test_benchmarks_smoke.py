@@ -312,3 +312,14 @@ def test_tta_benchmark_times_every_level_and_batch(capsys):
     assert all(seconds > 0 for seconds in result.values())
     out = capsys.readouterr().out
     assert "| 2 | 6 | 16 |" in out and "| 0 | 1 | 8 |" in out
+
+
+def test_weight_transform_benchmark_compares_equal_transforms(capsys):
+    """bench_weight_transform.py: a row per shape; its NumPy contrast is the same transform."""
+    import bench_weight_transform as bench
+    from minicnn.fast.kernels.winograd import weight_transform
+    W = np.random.default_rng(0).standard_normal((3, 3, 8, 64)).astype(np.float32)
+    np.testing.assert_array_equal(bench.transform_over_slices(W), weight_transform(W))
+    result = bench.main(["--reps", "1"])
+    assert set(result) == set(bench.SHAPES) and all(min(t) > 0 for t in result.values())
+    assert capsys.readouterr().out.count("| 256 -> 256 |") == 1

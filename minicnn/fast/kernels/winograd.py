@@ -65,16 +65,40 @@ def weight_transform(W, FB=32):
     """U (36, F/FB, C, FB) = G g G^T per (c, f), packed in FB-channel blocks for the tiles
     (FB = 32, or 64 for the AVX-512 tile; F must be a multiple of FB).
 
-    Computed in float64 as sums of whole (C, F) slices, not as a matrix product, on
-    purpose: a product here would be a small multi-threaded OpenBLAS call, whose
-    threads keep spinning afterwards and take a core from every layer that follows
+    In NumPy this is np.einsum("ai,ijcf,bj->abcf", G, W, G) (winograd_reference). Here it
+    is a compiled loop in float64 (weight_transform_into), about 4x faster than the same
+    sums over NumPy slices, which took a third of a 256->256 layer's forward pass at
+    batch 128 (docs/performance.md, "Winograd"); and no matrix product, on purpose: a small multi-threaded OpenBLAS call would leave
+    its threads spinning and take a core from every layer that follows
     (docs/performance.md, "One-thread BLAS blocks")."""
     C, F = W.shape[2:]
-    g = W.astype(np.float64)
-    Gg = [sum(G[a, i] * g[i] for i in range(3)) for a in range(6)]     # G g: (3, C, F) each
-    U = np.stack([sum(G[b, j] * Gg[a][j] for j in range(3)) for a in range(6) for b in range(6)])
-    U = U.astype(W.dtype).reshape(36, C, F // FB, FB).transpose(0, 2, 1, 3)
-    return np.ascontiguousarray(U)
+    U = np.empty((36, F // FB, C, FB), W.dtype)
+    weight_transform_into(np.ascontiguousarray(W), G, U)
+    return U
+
+
+@njit(nogil=True, cache=True, boundscheck=False)
+def weight_transform_into(W, G, U):
+    """U[6a + b, f // FB, c, f % FB] = sum_j G[b, j] (sum_i G[a, i] W[i, j, c, f]), in
+    float64, summed in that order (i, then j), so the result does not depend on how
+    the loops are vectorized; Gg (6, 3, F) is G g for one input channel c."""
+    C, F = W.shape[2], W.shape[3]
+    n_blocks, FB = U.shape[1], U.shape[3]
+    Gg = np.empty((6, 3, F))
+    for c in range(C):
+        for a in range(6):
+            for j in range(3):
+                for f in range(F):
+                    Gg[a, j, f] = (G[a, 0] * np.float64(W[0, j, c, f])
+                                   + G[a, 1] * np.float64(W[1, j, c, f])
+                                   + G[a, 2] * np.float64(W[2, j, c, f]))
+        for a in range(6):
+            for b in range(6):
+                for block in range(n_blocks):
+                    for q in range(FB):
+                        f = block * FB + q
+                        U[6 * a + b, block, c, q] = (G[b, 0] * Gg[a, 0, f] + G[b, 1] * Gg[a, 1, f]
+                                                     + G[b, 2] * Gg[a, 2, f])
 
 
 def winograd_reference(x, W, b, pad_top, pad_left, OH, OW):

@@ -68,9 +68,9 @@ def weight_transform(W, FB=32):
     In NumPy this is np.einsum("ai,ijcf,bj->abcf", G, W, G) (winograd_reference). Here it
     is a compiled loop in float64 (weight_transform_into), about 4x faster than the same
     sums over NumPy slices, which took a third of a 256->256 layer's forward pass at
-    batch 128 (docs/performance.md, "Winograd"); and no matrix product, on purpose: a small multi-threaded OpenBLAS call would leave
-    its threads spinning and take a core from every layer that follows
-    (docs/performance.md, "One-thread BLAS blocks")."""
+    batch 128 (docs/performance.md, "Winograd"); and no matrix product, on purpose: a
+    small multi-threaded OpenBLAS call would leave its threads spinning and take a core
+    from every layer that follows (docs/performance.md, "One-thread BLAS blocks")."""
     C, F = W.shape[2:]
     U = np.empty((36, F // FB, C, FB), W.dtype)
     weight_transform_into(np.ascontiguousarray(W), G, U)
@@ -215,7 +215,8 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, b, relu, y, band, 
     x (N, H, W, C) C-contiguous; U_packed (36, F/FB, C, FB) from weight_transform, FB = 32
     (products by the 3 x 32 tile) or 64 (the 4 x 64 tile); b (F_out,) or empty; y (N, OH,
     OW, F_out) with F_out <= F: the first F_out of the F output channels (F_out < F when
-    F was padded up to the tiles' width with zero filters). Scratch (flat float32 arrays), TW = ceil(OW / 4), T = (row1 - row0) * TW tiles:
+    F was padded up to the tiles' width with zero filters).
+    Scratch (flat float32 arrays), TW = ceil(OW / 4), T = (row1 - row0) * TW tiles:
     band >= 4*6*(TW+1)*C (the input rows, module docstring), partial_V >= 36*TW*C
     (step 1), V >= 36*max(T, 4)*C, M >= 36*max(T, 4)*F,
     partial_Y >= 24*TW*F (step 3), y_tiles >= 16*TW*F (step 4: the 4x4 outputs of one tile row)."""

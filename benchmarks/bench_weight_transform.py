@@ -1,6 +1,7 @@
 """The Winograd weight transform U = G g G^T: the compiled loop the forward and dx run
-(fast/kernels/winograd.py, weight_transform) against the same float64 sums written over
-NumPy slices, for the 3x3 layer shapes of the bundled nets.
+(fast/kernels/winograd.py, weight_transform) against its twin, the same float64 sums
+over NumPy slices (weight_transform_over_slices), for the 3x3 layer shapes of the
+bundled nets.
 
     python benchmarks/bench_weight_transform.py [--reps 20]
 
@@ -18,19 +19,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import minicnn  # noqa: E402
-from minicnn.fast.kernels.winograd import G, weight_transform  # noqa: E402
+from minicnn.fast.kernels.winograd import weight_transform  # noqa: E402
+from minicnn.fast.kernels.winograd import (  # noqa: E402
+    weight_transform_over_slices as transform_over_slices)
 
 SHAPES = [(24, 64), (64, 64), (64, 256), (256, 256), (32, 32), (64, 128), (128, 128)]
-
-
-def transform_over_slices(W, FB=32):
-    """U (36, F/FB, C, FB) as float64 sums of whole (C, F) slices (the earlier code)."""
-    C, F = W.shape[2:]
-    g = W.astype(np.float64)
-    Gg = [sum(G[a, i] * g[i] for i in range(3)) for a in range(6)]     # G g: (3, C, F) each
-    U = np.stack([sum(G[b, j] * Gg[a][j] for j in range(3)) for a in range(6) for b in range(6)])
-    U = U.astype(W.dtype).reshape(36, C, F // FB, FB).transpose(0, 2, 1, 3)
-    return np.ascontiguousarray(U)
 
 
 def main(argv=None):

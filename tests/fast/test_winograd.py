@@ -9,7 +9,8 @@ from minicnn.fast import vectors
 from minicnn.fast.conv_direct import direct_forward
 from minicnn.fast.conv_winograd import winograd_forward, winograd_weight_grad
 from minicnn.fast.kernels.direct import direct_conv_reference
-from minicnn.fast.kernels.winograd import G, weight_transform, winograd_reference
+from minicnn.fast.kernels.winograd import (G, weight_transform, weight_transform_over_slices,
+                                           winograd_reference)
 from minicnn.fast.kernels.winograd_grad import winograd_weight_grad_reference
 
 from helpers import forward_backward, rel_err, spy
@@ -31,12 +32,11 @@ def test_weight_transform_equals_the_sums_over_slices_bit_for_bit():
     """The compiled loop sums in the order the plain float64 formula does (G g over i,
     then over j), so the packed result is the same to the last bit."""
     W = np.random.default_rng(1).standard_normal((3, 3, 7, 64)).astype(np.float32)
-    g = W.astype(np.float64)
-    Gg = [sum(G[a, i] * g[i] for i in range(3)) for a in range(6)]         # (3, C, F) each
-    U = np.stack([sum(G[b, j] * Gg[a][j] for j in range(3)) for a in range(6) for b in range(6)])
-    want = U.astype(np.float32).reshape(36, 7, 2, 32).transpose(0, 2, 1, 3)
+    want = weight_transform_over_slices(W)                                 # (36, 2, 7, 32)
     np.testing.assert_array_equal(weight_transform(W), want)
-    np.testing.assert_array_equal(weight_transform(W, 64)[:, 0], want.transpose(0, 2, 1, 3).reshape(36, 7, 64))
+    np.testing.assert_array_equal(weight_transform(W, 64), weight_transform_over_slices(W, 64))
+    exact = np.einsum("ai,ijcf,bj->abcf", G, W.astype(np.float64), G).reshape(36, 7, 64)
+    np.testing.assert_allclose(want.transpose(0, 2, 1, 3).reshape(36, 7, 64), exact, rtol=1e-6)
 
 
 def test_weight_transform_makes_no_blas_call():

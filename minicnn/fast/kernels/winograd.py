@@ -77,6 +77,17 @@ def weight_transform(W, FB=32):
     return U
 
 
+def weight_transform_over_slices(W, FB=32):
+    """weight_transform in NumPy: the same float64 sums in the same order, over whole
+    (C, F) slices (its twin; the tests check they agree to the last bit)."""
+    C, F = W.shape[2:]
+    g = W.astype(np.float64)
+    Gg = [sum(G[a, i] * g[i] for i in range(3)) for a in range(6)]     # G g: (3, C, F) each
+    U = np.stack([sum(G[b, j] * Gg[a][j] for j in range(3)) for a in range(6) for b in range(6)])
+    U = U.astype(W.dtype).reshape(36, C, F // FB, FB).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(U)
+
+
 @njit(nogil=True, cache=True, boundscheck=False)
 def weight_transform_into(W, G, U):
     """U[6a + b, f // FB, c, f % FB] = sum_j G[b, j] (sum_i G[a, i] W[i, j, c, f]), in

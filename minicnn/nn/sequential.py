@@ -26,6 +26,12 @@ first with a trainable (not frozen) param, so ``backward`` stops there and retur
 None. Freezing the params of the first layers (airbench stops training its
 whitening bias after 3 epochs) thus also stops their backward pass
 (``input_gradient`` computes dL/dx when wanted, e.g. for gradient checks or saliency).
+
+Memory: what forward keeps for backward is let go as soon as it has been used, layer
+by layer on the way down, as PyTorch frees its graph: by the time the large
+gradients of the first layers exist, the later layers' saved inputs are gone, and
+nothing is held between training steps. A second backward over the same forward
+therefore raises, unless the first was ``backward(dy, retain=True)``.
 """
 import os
 
@@ -46,7 +52,7 @@ class Sequential:
             raise ValueError("Sequential: expected at least one layer, got none")
         self.layers = layers
         self.forward_ran = False   # True once forward has run: backward has something to use
-        self.released = False      # True after predict: the layers hold nothing for backward
+        self.released = None       # "predict()" or "backward()" after those: the layers hold nothing for backward
         self.set_input_grads(wanted=False)
         self.steps = self.plan_steps(fuse)
         self.forward_hooks, self.backward_hooks = [], []
@@ -75,7 +81,7 @@ class Sequential:
     # -- computation ----------------------------------------------------------
     def forward(self, x, training=False):
         x = self._run(x, training, release=False)
-        self.forward_ran, self.released = True, False
+        self.forward_ran, self.released = True, None
         return x
 
     def _run(self, x, training, release):
@@ -97,25 +103,43 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dy):
+    def backward(self, dy, retain=False):
         """Backpropagate dL/dlogits; fills every layer's grads. Returns None (the first
-        layer does not compute the input's gradient: see ``input_gradient``)."""
-        if self.released:
+        layer does not compute the input's gradient: see ``input_gradient``).
+
+        Each layer lets go of what its forward kept once its backward has run;
+        ``retain=True`` keeps all of it, so that backward can run again on the same
+        forward (for example with the gradient of another loss)."""
+        self.check_can_backward()
+        self.set_input_grads(wanted=False)
+        return self.backward_through_layers(dy, retain)
+
+    def check_can_backward(self):
+        """Raise a RuntimeError, saying why, unless the layers hold a forward's saved inputs."""
+        if self.released == "predict()":
             raise RuntimeError("Sequential.backward: the last pass was predict(), which keeps "
                                "nothing for backward; call forward(x, training=...) first")
+        if self.released == "backward()":
+            raise RuntimeError("Sequential.backward: backward already ran on the last forward and "
+                               "let go of what it kept; call forward again, or pass retain=True "
+                               "to the first backward")
         if not self.forward_ran:
             raise RuntimeError("Sequential.backward: call forward first (each layer's backward "
                                "uses what its forward kept)")
-        self.set_input_grads(wanted=False)
-        return self.backward_through_layers(dy)
 
-    def backward_through_layers(self, dy):
+    def backward_through_layers(self, dy, retain=False):
         for i in range(len(self.layers) - 1, -1, -1):
             if dy is None:                   # below the first trainable layer: nothing to do
                 break
             for hook in self.backward_hooks:
                 hook(i, self.layers[i], dy)
             dy = self.layers[i].backward(dy)
+            if not retain:
+                self.layers[i].release()     # its saved input is used up: free it now
+        if not retain:
+            for layer in self.layers:        # the layers below the first trainable one too
+                layer.release()
+            self.released = "backward()"
         return dy
 
     def first_trainable(self):
@@ -130,13 +154,12 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.needs_input_grad = wanted or i > first
 
-    def input_gradient(self, dy):
+    def input_gradient(self, dy, retain=False):
         """Backward that also returns dL/dx for the network input (gradient checks)."""
-        if self.released or not self.forward_ran:
-            return self.backward(dy)                    # raises, saying why
+        self.check_can_backward()
         self.set_input_grads(wanted=True)
         try:
-            return self.backward_through_layers(dy)
+            return self.backward_through_layers(dy, retain)
         finally:
             self.set_input_grads(wanted=False)
 
@@ -154,7 +177,7 @@ class Sequential:
         outs = []
         for i in range(0, len(x), batch_size):
             outs.append(self._run(x[i:i + batch_size], training=False, release=True))
-        self.released = True
+        self.released = "predict()"
         return np.concatenate(outs)
 
     # -- parameters -------------------------------------------------------------

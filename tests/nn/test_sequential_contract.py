@@ -17,7 +17,7 @@ def test_first_layer_declares_it_needs_no_input_grad():
     assert all(layer.needs_input_grad for layer in model.layers[1:])
     x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype(np.float32)
     logits = model.forward(x, training=True)
-    assert model.backward(np.ones_like(logits)) is None
+    assert model.backward(np.ones_like(logits), retain=True) is None
     dx = model.input_gradient(np.ones_like(logits))
     assert dx.shape == x.shape and np.abs(dx).sum() > 0
     assert model[0].needs_input_grad is False                 # restored
@@ -163,8 +163,44 @@ def test_layers_before_the_first_with_params_skip_their_input_grad():
     logits = model.forward(x, training=True)
     seen = []
     model.backward_hooks.append(lambda i, layer, dy: seen.append(i))
-    assert model.backward(np.ones_like(logits)) is None
+    assert model.backward(np.ones_like(logits), retain=True) is None
     assert seen == [3, 2, 1]                                  # Flatten's backward is not run
     dx = model.input_gradient(np.ones_like(logits))
     assert dx.shape == x.shape and np.abs(dx).sum() > 0
     assert [layer.needs_input_grad for layer in model] == [False, False, True, True]
+
+
+def saved_arrays(model):
+    """The arrays the layers hold for backward (every attribute named in ``cached``)."""
+    return [(i, attr) for i, layer in enumerate(model.layers) for attr in layer.cached
+            if isinstance(getattr(layer, attr, None), np.ndarray)]
+
+
+def test_backward_lets_go_of_what_forward_kept_and_a_second_backward_says_why():
+    model = airbench(widths=(8, 16, 16), rng=0)
+    x = np.random.default_rng(2).standard_normal((4, 32, 32, 3)).astype(np.float32)
+    logits = model.forward(x, training=True)
+    assert len(saved_arrays(model)) >= 10                    # convs, BN, GELU, pools hold inputs
+    model.backward(np.ones_like(logits))
+    assert saved_arrays(model) == []
+    with pytest.raises(RuntimeError, match="backward already ran.*retain=True"):
+        model.backward(np.ones_like(logits))
+    with pytest.raises(RuntimeError, match="backward already ran"):
+        model.input_gradient(np.ones_like(logits))
+    model.forward(x, training=True)                          # a new forward: backward works again
+    model.backward(np.ones_like(logits))
+
+
+def test_retain_keeps_the_saved_inputs_and_a_second_backward_gives_the_same_gradients():
+    model = airbench(widths=(8, 16, 16), rng=0)
+    x = np.random.default_rng(3).standard_normal((4, 32, 32, 3)).astype(np.float32)
+    logits = model.forward(x, training=True)
+    dlogits = np.random.default_rng(4).standard_normal(logits.shape).astype(np.float32)
+    model.backward(dlogits, retain=True)
+    held = saved_arrays(model)
+    first = {name: g.copy() for name, _, g in model.named_parameters()}
+    assert held and held == saved_arrays(model)
+    model.backward(dlogits)
+    for name, _, g in model.named_parameters():
+        np.testing.assert_array_equal(g, first[name], err_msg=name)
+    assert saved_arrays(model) == []

@@ -9,8 +9,9 @@ Tasks (dicts):
     {"kind": "layer", "N", "H", "W", "C", "F", "k", "padding", "bias", "pass"}
         pass "forward":  y = conv.forward(x, training=True)        x (N, H, W, C)
         pass "backward": conv.backward(dy) after an untimed forward; computes dx AND dW (and db)
-    {"kind": "network", "name", "widths"?, "N", "mode"}
+    {"kind": "network", "name", "widths"?, "N", "mode", "retain"?}
         mode "train": forward + softmax_cross_entropy + backward + p -= lr * g
+                      (retain: backward(dy, retain=True), every saved input kept)
         mode "infer": model.predict(x, batch_size=N)   (one forward, eval mode)
 """
 import os
@@ -105,10 +106,12 @@ def make(task):
         meta = {"flops_per_image": int(model.flops((32, 32, 3))),
                 "params": int(model.num_params())}
         if task["mode"] == "train":
+            retain = bool(task.get("retain", False))
+
             def step():
                 logits = model.forward(x, training=True)                    # (N, 10)
                 _, dlogits = softmax_cross_entropy(logits, labels)
-                model.backward(dlogits)
+                model.backward(dlogits, retain=retain)
                 for _, p, g in model.named_parameters():
                     p -= LR * g
             return Subject(lambda: timed(step), meta)

@@ -153,7 +153,8 @@ class Layer:
 
     def release(self):
         """Drop what forward kept for backward. Inference calls this after each layer
-        (``Sequential.predict``), so only one layer's input and output are alive at a time."""
+        (``Sequential.predict``), so only one layer's input and output are alive at a time;
+        ``Sequential.backward`` calls it once the layer's backward has used them."""
         for attr in self.cached:
             setattr(self, attr, None)
 

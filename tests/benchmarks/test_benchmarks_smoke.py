@@ -323,3 +323,34 @@ def test_weight_transform_benchmark_compares_equal_transforms(capsys):
     result = bench.main(["--reps", "1"])
     assert set(result) == set(bench.SHAPES) and all(min(t) > 0 for t in result.values())
     assert capsys.readouterr().out.count("| 256 -> 256 |") == 1
+
+
+def test_saved_inputs_benchmark_probes_both_ways_in_fresh_processes(capsys):
+    """bench_saved_inputs.py: one row per (net, batch) with two positive peaks, each from
+    its own process (the retain flag reaches the worker's backward)."""
+    import bench_saved_inputs
+    bench_saved_inputs.main(["--nets", "simple", "--batch", "2"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| simple |")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[1] == "2"
+    kept, freed = (float(c.replace(",", "")) for c in cells[2:4])
+    assert kept > 50 and freed > 50                       # a Python process with numpy and numba
+
+
+def test_network_task_with_retain_keeps_every_saved_input_between_steps(monkeypatch):
+    import backend_minicnn
+    from minicnn.nn import Sequential
+    held = []
+    original = Sequential.backward
+
+    def counting_backward(self, dy, retain=False):
+        out = original(self, dy, retain)
+        held.append(sum(getattr(layer, attr, None) is not None for layer in self.layers
+                        for attr in layer.cached))
+        return out
+    monkeypatch.setattr(Sequential, "backward", counting_backward)
+    for retain in (True, False):
+        task = {"kind": "network", **TINY_NETS["airbench"], "N": 2, "mode": "train", "retain": retain}
+        backend_minicnn.make(task).run_once()
+    assert held[0] >= 10 and held[1] == 0

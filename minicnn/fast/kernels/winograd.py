@@ -66,11 +66,11 @@ def weight_transform(W, FB=32):
     (FB = 32, or 64 for the AVX-512 tile; F must be a multiple of FB).
 
     In NumPy this is np.einsum("ai,ijcf,bj->abcf", G, W, G) (winograd_reference). Here it
-    is a compiled loop in float64 (weight_transform_into), about 4x faster than the same
-    sums over NumPy slices, which took a third of a 256->256 layer's forward pass at
-    batch 128 (docs/performance.md, "Winograd"); and no matrix product, on purpose: a
-    small multi-threaded OpenBLAS call would leave its threads spinning and take a core
-    from every layer that follows (docs/performance.md, "One-thread BLAS blocks")."""
+    is a compiled loop in float64 (weight_transform_into), faster than the same sums over
+    NumPy slices (weight_transform_over_slices; measured in docs/performance.md,
+    "Winograd"); and no matrix product, on purpose: a small multi-threaded OpenBLAS call
+    would leave its threads spinning and take a core from every layer that follows
+    (docs/performance.md, "One-thread BLAS blocks")."""
     C, F = W.shape[2:]
     U = np.empty((36, F // FB, C, FB), W.dtype)
     weight_transform_into(np.ascontiguousarray(W), G, U)

@@ -10,8 +10,9 @@ Image activations are NHWC: (N, H, W, C).
     minicnn/zoo     ready-made networks and the airbench94 recipe
     minicnn/gradcheck.py   numerical gradient checks for any layer
 
-Importing minicnn changes no process-wide setting but one compile flag of numba's
-(NUMBA_SLP_VECTORIZE=1, unless you set it: minicnn/fast/__init__.py says why and how
+Importing minicnn changes no process-wide setting but numba's compile flags
+(NUMBA_SLP_VECTORIZE=1, and on AVX-512 CPUs NUMBA_CPU_FEATURES without LLVM's
+"prefer-256-bit", unless you set them: minicnn/fast/__init__.py says why and how
 to opt out); ``tune_process()`` applies the settings training wants (OpenMP's wait
 policy, glibc's heap thresholds: minicnn/fast/process.py).
 """

@@ -20,6 +20,12 @@ numba leaves it off by default. It changes only how numba compiles loops, not wh
 they compute. To opt out, set NUMBA_SLP_VECTORIZE=0 before importing minicnn (a value
 you set always wins): the rule then keeps Conv2D off the Winograd and direct paths.
 If numba was imported before minicnn without the flag, minicnn warns and does the same.
+
+The second, only on CPUs with AVX-512: NUMBA_CPU_FEATURES, set to the host's own
+features with LLVM's "prefer-256-bit" tuning switched off, so that numba's loops and
+tiles use the 512-bit registers (vectors.py says why). Not set when you set it yourself,
+when MINICNN_VECTOR_UNIT=avx2, or when numba was imported first (the tiles then find
+256-bit code and keep the AVX2 shapes).
 """
 import os
 import sys
@@ -33,6 +39,14 @@ if "NUMBA_SLP_VECTORIZE" not in os.environ:
                       "so the direct and Winograd convolutions are off and Conv2D uses its slower "
                       "paths; import minicnn first, or set NUMBA_SLP_VECTORIZE=1",
                       RuntimeWarning, stacklevel=2)
+
+from . import vectors  # noqa: E402  (imports llvmlite only, not numba)
+
+if ("NUMBA_CPU_FEATURES" not in os.environ and "numba" not in sys.modules
+        and os.environ.get(vectors.ENV_VAR, "").strip() != "avx2"):
+    wide_features = vectors.wide_vector_features()
+    if wide_features is not None:
+        os.environ["NUMBA_CPU_FEATURES"] = wide_features
 
 from . import conv, layers  # noqa: E402,F401  (registers the fast passes)
 from ..backend import register_path_names  # noqa: E402

@@ -20,9 +20,14 @@ W read per step and the broadcast input. 4 pixels also divide the 32-, 16- and
 not divide (F not a multiple of 64 or 32) keep the AVX2 tiles.
 
 The unit is chosen once, at first use, from what LLVM reports for this CPU: AVX-512
-when the CPU has avx512f *and* LLVM's vectorizer really emits 512-bit code for it
-(LLVM prefers 256-bit vectors on some AVX-512 CPUs, e.g. Intel Skylake-SP; a small
-loop is compiled and its assembly read to find out). To force one:
+when the CPU has avx512f *and* LLVM's vectorizer really emits 512-bit code for it (a
+small loop is compiled and its assembly read to find out). On most Intel AVX-512 CPUs
+(Skylake-SP to Emerald Rapids) LLVM's tuning "prefer-256-bit" keeps the vectorizer
+on ymm registers, which halves the FMA peak the tiles can reach. So when the CPU has
+avx512f, importing minicnn sets NUMBA_CPU_FEATURES to the host's features with that
+tuning switched off (``features_with_512_bit_vectors``), before numba is imported and
+unless you set NUMBA_CPU_FEATURES yourself or MINICNN_VECTOR_UNIT=avx2 (then numba
+compiles as it would without minicnn). To force a unit:
 
     MINICNN_VECTOR_UNIT=avx2 (or avx512) in the environment, or
     minicnn.fast.vectors.use_vector_unit("avx2") at run time (returns the previous one).
@@ -53,6 +58,27 @@ def host_cpu_features():
     """{feature: bool} as LLVM (and so numba) sees this CPU, e.g. {"avx2": True, ...}."""
     import llvmlite.binding as llvm
     return dict(llvm.get_host_cpu_features())
+
+
+PREFER_256_BIT = "prefer-256-bit"      # LLVM's x86 tuning flag: vectorize with ymm only
+
+
+def features_with_512_bit_vectors(features):
+    """LLVM's feature string ``features`` ("+avx2,+avx512f,-amx-tile,...") with the
+    "prefer-256-bit" tuning switched off, so the vectorizer may use zmm registers."""
+    kept = [f for f in features.split(",") if f and f.lstrip("+-") != PREFER_256_BIT]
+    return ",".join(kept + ["-" + PREFER_256_BIT])
+
+
+def wide_vector_features():
+    """The NUMBA_CPU_FEATURES value that lets numba use this CPU's 512-bit vectors:
+    the host's features (as numba would use them) without "prefer-256-bit"; None when
+    the CPU has no avx512f."""
+    import llvmlite.binding as llvm
+    features = llvm.get_host_cpu_features()
+    if not features.get("avx512f", False):
+        return None
+    return features_with_512_bit_vectors(features.flatten())
 
 
 @functools.lru_cache(maxsize=None)

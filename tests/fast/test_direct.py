@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import minicnn.fast.conv as fast_conv
+from minicnn.fast import vectors
 from minicnn.fast.conv_direct import direct_forward, direct_weight_grad
 from minicnn.fast.kernels.direct import (direct_conv_reference, direct_weight_grad_reference,
                                          pack_weights, tile_width)
@@ -28,6 +29,18 @@ def test_pack_weights_layout():
     p = pack_weights(W, 32)
     assert p.shape == (2, 18, 32) and p.flags.c_contiguous
     np.testing.assert_array_equal(p[1, 5], W.reshape(18, 64)[5, 32:])
+
+
+def test_tile_widths_of_the_avx2_tiles():
+    """The AVX2 unit's choices (test_vector_units.py checks the AVX-512 unit's)."""
+    previous = vectors.use_vector_unit("avx2")
+    try:
+        check_avx2_tile_widths()
+    finally:
+        vectors.use_vector_unit(previous)
+
+
+def check_avx2_tile_widths():
     assert tile_width(64, 32) == 32 and tile_width(64, 31) == 32 and tile_width(64, 15) == 32
     assert tile_width(64, 16) == 16                       # 16 columns in 4s, not 18 in 3s
     assert tile_width(48, 16) == 24 and tile_width(16, 32) == 16 and tile_width(40, 32) == 0

@@ -61,6 +61,58 @@ def test_host_unit_is_avx2_without_avx512f():
         assert vectors.host_vector_unit() in UNITS
 
 
+def test_prefer_256_bit_is_switched_off_and_nothing_else_changes():
+    assert (vectors.features_with_512_bit_vectors("+avx2,+prefer-256-bit,+avx512f,-amx-tile")
+            == "+avx2,+avx512f,-amx-tile,-prefer-256-bit")
+    assert vectors.features_with_512_bit_vectors("+avx2,+fma") == "+avx2,+fma,-prefer-256-bit"
+
+
+def test_wide_features_only_for_cpus_with_avx512f(monkeypatch):
+    import llvmlite.binding as llvm
+
+    class Features(dict):
+        def flatten(self):
+            return ",".join(("+" if on else "-") + name for name, on in self.items())
+    monkeypatch.setattr(llvm, "get_host_cpu_features",
+                        lambda: Features(avx2=True, avx512f=False))
+    assert vectors.wide_vector_features() is None
+    monkeypatch.setattr(llvm, "get_host_cpu_features",
+                        lambda: Features(avx2=True, avx512f=True))
+    assert vectors.wide_vector_features() == "+avx2,+avx512f,-prefer-256-bit"
+
+
+def features_after_import(env_changes, first="minicnn"):
+    """NUMBA_CPU_FEATURES and the host unit in a fresh process that imports ``first``,
+    then minicnn, with the environment changed by ``env_changes`` (None: removed)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CPU_FEATURES", vectors.ENV_VAR)}
+    env.update({k: v for k, v in env_changes.items() if v is not None})
+    code = (f"import os, json, {first}, minicnn; from minicnn.fast import vectors; "
+            "print(json.dumps([os.environ.get('NUMBA_CPU_FEATURES'), vectors.host_vector_unit()]))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def test_import_lets_numba_use_512_bit_vectors_on_avx512_cpus():
+    wide = vectors.wide_vector_features()
+    features, unit = features_after_import({})
+    if wide is None:                                   # an AVX2-only CPU: nothing is set
+        assert features is None and unit == "avx2"
+    else:
+        assert features == wide and features.endswith(",-prefer-256-bit")
+        assert unit == "avx512"                        # the asm probe now sees zmm code
+
+
+def test_import_leaves_numba_alone_when_told_or_too_late():
+    assert features_after_import({"NUMBA_CPU_FEATURES": "+avx2,+fma"})[0] == "+avx2,+fma"
+    assert features_after_import({vectors.ENV_VAR: "avx2"})[0] is None
+    assert features_after_import({}, first="numba")[0] is None
+
+
 def test_environment_and_run_time_choice(monkeypatch):
     monkeypatch.setenv(vectors.ENV_VAR, "avx512")
     assert vectors.vector_unit().name == "avx512"

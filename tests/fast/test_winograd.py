@@ -44,11 +44,19 @@ def test_weight_transform_makes_no_blas_call():
     in it would leave OpenBLAS's threads spinning and slow what follows (the CPU time they
     burn is measured by benchmarks/bench_spinning_threads.py). Checked on the compiled
     code: numba turns np.dot / @ into calls to its BLAS wrappers (numba_xxgemm, ...),
-    and the kernel's machine code has none; a compiled product does (the check works)."""
+    and the kernel's machine code has none; a compiled product does (the check works).
+    The kernel is compiled afresh here: numba shows no machine code for a kernel it
+    loaded from its on-disk cache."""
     from numba import njit
     from minicnn.fast.kernels.winograd import weight_transform_into
     weight_transform(np.zeros((3, 3, 4, 32), np.float32))                   # compiles it
-    asm = "\n".join(weight_transform_into.inspect_asm().values())
+    options = {k: v for k, v in weight_transform_into.targetoptions.items()
+               if k not in ("cache", "nopython")}
+    fresh = njit(**options)(weight_transform_into.py_func)
+    for signature in weight_transform_into.signatures:
+        fresh.compile(signature)
+    asm = "\n".join(fresh.inspect_asm().values())
+    assert len(asm) > 1000 and ("vfmadd" in asm or "vmul" in asm)   # real machine code
     assert "numba_xxgemm" not in asm and "gemm" not in asm.lower()
 
     @njit

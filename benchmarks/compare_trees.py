@@ -2,6 +2,12 @@
 
     python benchmarks/compare_trees.py OLD_TREE NEW_TREE [--batch 128 1024]
            [--nets simple airbench] [--modes train infer] [--reps 9]
+           [--old-env KEY=VALUE ...] [--new-env KEY=VALUE ...]
+
+The same tree twice with two environments compares two settings of one checkout, e.g.
+the AVX2 build against the AVX-512 one on an AVX-512 CPU:
+
+    python benchmarks/compare_trees.py . . --old-env MINICNN_VECTOR_UNIT=avx2
 
 For checking that a change which should not move speed (a reorganisation, renames)
 did not. Starts one persistent worker process per tree (PYTHONPATH = that tree, so
@@ -73,9 +79,10 @@ for line in sys.stdin:
 
 
 class Worker:
-    def __init__(self, tree, threads):
+    def __init__(self, tree, threads, extra_env=()):
         env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), NUMBA_NUM_THREADS=str(threads),
                    OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+        env.update(extra_env)
         self.proc = subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=env,
                                      cwd=os.path.abspath(tree))
@@ -107,12 +114,26 @@ def main(argv=None):
     ap.add_argument("--modes", nargs="+", default=["train", "infer"], choices=["train", "infer"])
     ap.add_argument("--reps", type=int, default=9)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--old-env", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="environment variables set for the old tree's worker only")
+    ap.add_argument("--new-env", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="environment variables set for the new tree's worker only")
     args = ap.parse_args(argv)
     for tree in (args.old_tree, args.new_tree):
         if not os.path.isdir(os.path.join(tree, "minicnn")):
             ap.error(f"{tree}: expected a source tree with a minicnn/ folder")
-    workers = {"old": Worker(args.old_tree, args.threads), "new": Worker(args.new_tree, args.threads)}
-    print(f"# old: {workers['old'].where}\n# new: {workers['new'].where}")
+    envs = {}
+    for side in ("old", "new"):
+        pairs = getattr(args, f"{side}_env")
+        bad = [p for p in pairs if "=" not in p or not p.split("=", 1)[0]]
+        if bad:
+            ap.error(f"--{side}-env: expected KEY=VALUE, got {bad[0]!r}")
+        envs[side] = dict(p.split("=", 1) for p in pairs)
+    workers = {"old": Worker(args.old_tree, args.threads, envs["old"]),
+               "new": Worker(args.new_tree, args.threads, envs["new"])}
+    for side in ("old", "new"):
+        extra = " ".join(f"{k}={v}" for k, v in envs[side].items())
+        print(f"# {side}: {workers[side].where}" + (f" with {extra}" if extra else ""))
     print(f"# {args.reps} alternating repetitions after 2 warm-up steps each; {args.threads} threads")
     print(f"{'net':9s} {'batch':>5s} {'mode':5s} {'old ms':>8s} {'new ms':>8s} {'new/old':>8s} "
           f"{'per-rep range':>15s}")

@@ -354,3 +354,28 @@ def test_network_task_with_retain_keeps_every_saved_input_between_steps(monkeypa
         task = {"kind": "network", **TINY_NETS["airbench"], "N": 2, "mode": "train", "retain": retain}
         backend_minicnn.make(task).run_once()
     assert held[0] >= 10 and held[1] == 0
+
+
+def test_compare_trees_runs_one_tree_in_two_environments(capsys):
+    """The same tree twice, one side forced to the AVX2 tiles: both workers start, each
+    reports its setting, and one tiny timing row comes out with a positive ratio."""
+    import compare_trees
+    compare_trees.main([str(ROOT), str(ROOT), "--old-env", "MINICNN_VECTOR_UNIT=avx2",
+                        "--nets", "simple", "--batch", "4", "--modes", "infer", "--reps", "1",
+                        "--threads", "1"])
+    out = capsys.readouterr().out
+    assert "# old: " in out and "with MINICNN_VECTOR_UNIT=avx2" in out
+    assert "# new: " in out and out.count("with MINICNN_VECTOR_UNIT") == 1
+    row = next(line for line in out.splitlines() if line.startswith("simple "))
+    old_ms, new_ms, ratio = map(float, row.split()[3:6])
+    low, high = map(float, row.split()[6].split("-"))
+    assert old_ms > 0 and new_ms > 0 and ratio > 0
+    assert low == high == ratio                    # one repetition: its ratio is the median's
+
+
+def test_compare_trees_refuses_an_environment_without_equals_sign(capsys):
+    import compare_trees
+    with pytest.raises(SystemExit) as exit_info:
+        compare_trees.main([str(ROOT), str(ROOT), "--new-env", "MINICNN_VECTOR_UNIT"])
+    assert exit_info.value.code == 2
+    assert "--new-env: expected KEY=VALUE, got 'MINICNN_VECTOR_UNIT'" in capsys.readouterr().err

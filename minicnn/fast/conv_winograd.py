@@ -95,7 +95,8 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):
     n_tile_rows = N * TH
     n_blocks = -(-n_tile_rows // rows_per_block)
     n_groups = min(reduce_groups, n_blocks)
-    FB = grad_tile_width(F)              # product tile: 4 x 16 (AVX2) or 4 x 32 (AVX-512)
+    FB = grad_tile_width(F)              # product tile: 4 x 16 (AVX2) or 4 x 32 (AVX-512) ...
+    P = 8 if FB == 32 and C % 8 == 0 else 4   # ... 8 x 32 when 8 divides C
     M_groups = np.zeros((n_groups, 36, C, F), x.dtype)               # one M accumulator per group
     n_threads = num_threads()
 
@@ -114,7 +115,7 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):
                                min(n_tile_rows, i * rows_per_block + rows_per_block),
                                pad_top, pad_left, M_groups[g], bands[thread], partial_Vs[thread],
                                Vs[thread], dy_bands[thread], partial_Es[thread], Es[thread],
-                               Vs_packed[thread], Es_packed[thread], FB, packed)
+                               Vs_packed[thread], Es_packed[thread], P, FB, packed)
 
     parallel_blocks(n_groups, group)
     return weight_grad_output_transform(M_groups.sum(axis=0, dtype=np.float64), x.dtype)

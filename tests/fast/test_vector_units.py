@@ -190,9 +190,10 @@ def test_direct_forward_and_weight_grad_on_both_units(unit, case, monkeypatch):
 
 
 # (N, H, W, C, F, pad): fewer Winograd tiles than a product tile takes (4 x 4 map: one
-# tile), a row count 4 does not divide, F = 64 / 128 / 96
+# tile), a row count 4 does not divide, F = 64 / 128 / 96, C = 12 (8 does not divide it:
+# the AVX-512 dW falls back from 8 x 32 to 4 x 32 tiles)
 WINOGRAD_CASES = [(2, 8, 8, 16, 64, 1), (1, 4, 4, 16, 64, 1), (3, 11, 23, 16, 128, 1),
-                  (2, 7, 9, 32, 96, 0), (2, 16, 16, 64, 64, 1)]
+                  (2, 7, 9, 32, 96, 0), (2, 16, 16, 64, 64, 1), (2, 8, 8, 12, 64, 1)]
 
 
 @pytest.mark.parametrize("unit", UNITS, indirect=True)
@@ -209,7 +210,10 @@ def test_winograd_forward_and_weight_grad_on_both_units(unit, N, H, W, C, F, pad
     assert rel_err(y, ref) < WINOGRAD_TOL
     assert transforms == [64 if unit.name == "avx512" and F % 64 == 0 else 32]
     dy = rng.standard_normal((N, OH, OW, F)).astype(np.float32)
+    grad_tiles = record_arg(monkeypatch, conv_winograd, "winograd_grad_rows", 15)   # P
     dW = winograd_weight_grad(x, dy, pad, pad, reduce_groups=3)
+    wide = unit.name == "avx512" and F % 32 == 0
+    assert set(grad_tiles) == {8 if wide and C % 8 == 0 else 4}
     ref_dW = direct_weight_grad_reference(x.astype(np.float64), dy.astype(np.float64),
                                           3, 3, pad, pad)
     assert rel_err(dW, ref_dW) < WINOGRAD_TOL

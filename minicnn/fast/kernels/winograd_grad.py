@@ -20,7 +20,9 @@ and the sum over tiles moves inside, to the 36 positions k:
     dW  = G^T M G         per (c, f), once at the end (float64)
 
 The 36 products are (C x tiles) @ (tiles x F), the same shape as the direct
-dW's, on the 4x16 register tiles (a: V_k read channel-wise, a_ps = 1, a_ks = C).
+dW's, on the register tiles of P input x FB output channels (4 x 16 on AVX2; 8 x 32
+on AVX-512, or 4 x 32 when 8 does not divide C; a: V_k read channel-wise, a_ps = 1,
+a_ks = C).
 A quarter of the direct sum's multiply-adds (36 per 16 pixels instead of 144).
 The dy transform works like the forward pass's input transform (winograd.py):
 a band of 4 dy rows stored in 4 phases (column w at phase w % 4, position
@@ -30,7 +32,7 @@ A along the columns (partial_E), then along the rows (E).
 import numpy as np
 from numba import njit, uint64
 
-from .tiles import tile_4x16, tile_4x32
+from .tiles import tile_4x16, tile_4x32, tile_8x32
 from .winograd import AT, BT, G, input_transform_row
 
 
@@ -92,12 +94,13 @@ def a_row(p, src, o, dst, dst_start, n):
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
 def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partial_V, V, dy_band,
-                       partial_E, E, V_packed, E_packed, FB, packed):
+                       partial_E, E, V_packed, E_packed, P, FB, packed):
     """M_acc (36, C, F) += M_k = V_k^T E_k over tile rows row0 .. row1-1 (tile row
     n * TH + ty, TH = ceil(OH / 4)).
 
-    x (N, H, W, C), dy (N, OH, OW, F), both C-contiguous float32; C % 4 == 0,
-    F % FB == 0, FB = 16 (4 x 16 product tiles) or 32 (4 x 32, on AVX-512). Scratch (flat float32), TW = ceil(OW / 4), T = (row1 - row0) * TW:
+    x (N, H, W, C), dy (N, OH, OW, F), both C-contiguous float32; the product tiles
+    are P input x FB output channels: 4 x 16, or on AVX-512 4 x 32 or 8 x 32 (C % P == 0,
+    F % FB == 0). Scratch (flat float32), TW = ceil(OW / 4), T = (row1 - row0) * TW:
     band >= 24*(TW+1)*C and partial_V >= 36*TW*C (x's transform, as in winograd.py),
     V >= 36*T*C, dy_band >= 16*TW*F (4 dy rows in 4 phases), partial_E >= 24*TW*F
     (A along the columns), E >= 36*T*F. packed: copy V and E into V_packed and
@@ -140,19 +143,22 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
             for r in range(6):
                 a_row(r, partial_E, offs, E, uint64(6 * r + p) * E_k_stride + tile_start, row_len)
     if packed:
-        pack_panels(V, T, C, 4, V_packed)
+        pack_panels(V, T, C, P, V_packed)
         pack_panels(E, T, F, FB, E_packed)
         V, E = V_packed, E_packed
-    a_ks, b_ks = (4, FB) if packed else (C, F)        # from one tile (step k) to the next
+    a_ks, b_ks = (P, FB) if packed else (C, F)        # from one tile (step k) to the next
     for k in range(36):                               # M_acc_k += V_k^T @ E_k
-        for c0 in range(0, C, 4):
+        for c0 in range(0, C, P):
             for f0 in range(0, F, FB):
                 # tile arguments: a = V_k from channel c0, p = channel (stride 1), k = tile
                 # (stride a_ks); b = E_k from channel f0, k stride b_ks; T steps. Packed,
-                # the 4 channels from c0 start at c0 * T (panel c0 / 4 of T rows of 4)
+                # the P channels from c0 start at c0 * T (panel c0 / P of T rows of P)
                 a_start = k * T * C + (c0 * T if packed else c0)
                 b_start = k * T * F + (f0 * T if packed else f0)
-                if FB == 32:
+                if P == 8:
+                    tile_8x32(V, a_start, one_tap, 1, a_ks, E, b_start, one_tap, b_ks,
+                              T, M_flat, (k * C + c0) * F + f0, F, True)
+                elif FB == 32:
                     tile_4x32(V, a_start, one_tap, 1, a_ks, E, b_start, one_tap, b_ks,
                               T, M_flat, (k * C + c0) * F + f0, F, True)
                 else:

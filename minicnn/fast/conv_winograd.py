@@ -22,7 +22,7 @@ from .parallel import num_threads, parallel_blocks
 from .kernels.winograd import weight_transform, winograd_rows
 from .kernels.winograd_grad import weight_grad_output_transform, winograd_grad_rows
 from .conv_direct import check_inputs
-from .vectors import forward_tile_width, grad_tile_width
+from .vectors import forward_tile_width, grad_tile_width, vector_unit
 
 TILES_PER_BLOCK = 32
 GRAD_TILES_PER_BLOCK = 32      # dW: tiles per block (V and E of a block, and the accumulators)
@@ -33,6 +33,16 @@ PACKED_GRAD_TILES_PER_BLOCK = 128   # ... of this many tiles (docs/performance.m
 def padded_width(F):
     """The product's output channels rounded up to the tiles' 32: F = 24 runs as 32."""
     return -(-F // 32) * 32
+
+
+def forward_product_tile(F):
+    """(FB, P) of the forward/dx products for F (padded) output channels: FB channels by
+    P Winograd tiles. AVX2: 3 x 32. AVX-512: 4 x 64 where 64 divides F, else 8 x 32 (16
+    zmm accumulators each; 3 x 32 would be only 6)."""
+    FB = forward_tile_width(F)
+    if FB == 64:
+        return 64, 4
+    return 32, (8 if vector_unit().name == "avx512" else 3)
 
 
 def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
@@ -49,11 +59,11 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
     if F != F_out:                                                   # zero filters
         weights = np.pad(weights, ((0, 0), (0, 0), (0, 0), (0, F - F_out)))
     x = np.ascontiguousarray(x)
-    FB = forward_tile_width(F)           # product tile: 3 x 32 (AVX2) or 4 x 64 (AVX-512)
+    FB, P = forward_product_tile(F)
     U_packed = weight_transform(weights, FB)                         # (36, F/FB, C, FB)
     TH, TW = -(-OH // 4), -(-OW // 4)                                # tile rows, tiles per row
     rows_per_block = max(1, TILES_PER_BLOCK // TW)                   # tile rows per block
-    tiles_per_block = max(rows_per_block * TW, 4)                    # >= one product tile
+    tiles_per_block = max(rows_per_block * TW, P)                    # >= one product tile
     bias = np.zeros(0, x.dtype) if b is None else b
     y = np.empty((N, OH, OW, F_out), dtype=x.dtype)
     n_threads = num_threads()
@@ -66,7 +76,7 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
 
     def block(i, thread):                # tile rows row0 .. row1-1 of the batch
         row0, row1 = i * rows_per_block, min(N * TH, i * rows_per_block + rows_per_block)
-        winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, bias, relu, y,
+        winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, bias, relu, y,
                       bands[thread], partial_Vs[thread], Vs[thread], Ms[thread], partial_Ys[thread],
                       y_tiles_bufs[thread])
 

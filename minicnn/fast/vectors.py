@@ -17,7 +17,9 @@ On AVX-512 the AVX2 tile 3 x 32 is only 6 zmm accumulators, too few to hide the
 FMA latency; 4 x 64 is 16 of the 32 registers, leaving room for the 4 vectors of
 W read per step and the broadcast input. 4 pixels also divide the 32-, 16- and
 8-pixel rows of the CIFAR nets exactly. Layers whose channels the wide tiles do
-not divide (F not a multiple of 64 or 32) keep the AVX2 tiles.
+not divide (F not a multiple of 64 or 32) keep the AVX2 tiles. Winograd's products
+also use 8 x 32 tiles (16 accumulators) on AVX-512: forward and dx where 64 does not
+divide the output channels, dW where 8 divides C (conv_winograd.py).
 
 The unit is chosen once, at first use, from what LLVM reports for this CPU: AVX-512
 when the CPU has avx512f *and* LLVM's vectorizer really emits 512-bit code for it (a

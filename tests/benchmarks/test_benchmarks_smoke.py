@@ -379,3 +379,16 @@ def test_compare_trees_refuses_an_environment_without_equals_sign(capsys):
         compare_trees.main([str(ROOT), str(ROOT), "--new-env", "MINICNN_VECTOR_UNIT"])
     assert exit_info.value.code == 2
     assert "--new-env: expected KEY=VALUE, got 'MINICNN_VECTOR_UNIT'" in capsys.readouterr().err
+
+
+def test_bench_tiles_prints_a_rate_per_tile_and_refuses_bad_shapes(capsys, monkeypatch):
+    import bench_tiles
+    monkeypatch.setitem(bench_tiles.CASES, "forward", [(8, 32, 16)])   # tiny: compile time only
+    bench_tiles.main(["--tiles", "4x32", "3x64", "--patterns", "forward", "--seconds", "0.001"])
+    out = capsys.readouterr().out.splitlines()
+    row = next(line for line in out if line.startswith("forward"))
+    assert "3x64: -" in row                                        # 64 does not divide F = 32
+    assert float(row.split("4x32:")[1].split()[0]) > 0
+    with pytest.raises(SystemExit):
+        bench_tiles.main(["--tiles", "4by32"])
+    assert "expected a tile as PxFB (e.g. 8x32), got '4by32'" in capsys.readouterr().err

@@ -205,10 +205,15 @@ def test_winograd_forward_and_weight_grad_on_both_units(unit, N, H, W, C, F, pad
     b = rng.standard_normal(F).astype(np.float32)
     OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
     transforms = record_arg(monkeypatch, conv_winograd, "weight_transform", 1)
+    product_tiles = record_arg(monkeypatch, conv_winograd, "winograd_rows", 6)       # P
     y = winograd_forward(x, Wt, b, pad, pad, OH, OW)
     ref = direct_conv_reference(x.astype(np.float64), Wt.astype(np.float64), pad, pad, OH, OW) + b
     assert rel_err(y, ref) < WINOGRAD_TOL
     assert transforms == [64 if unit.name == "avx512" and F % 64 == 0 else 32]
+    if unit.name == "avx512":                  # 4 x 64, else 8 x 32 (3 x 32: 6 zmm only)
+        assert set(product_tiles) == {4 if F % 64 == 0 else 8}
+    else:
+        assert set(product_tiles) == {3}
     dy = rng.standard_normal((N, OH, OW, F)).astype(np.float32)
     grad_tiles = record_arg(monkeypatch, conv_winograd, "winograd_grad_rows", 15)   # P
     dW = winograd_weight_grad(x, dy, pad, pad, reduce_groups=3)

@@ -36,7 +36,7 @@ contiguous), so each loop vectorizes with a cheap overlap check:
     is then one contiguous run, phase j % 4 from position j // 4;
   * step 1 (B^T along the columns): partial_V[s, i] = sum_j B^T[s, j] column_j of row i
   * step 2 (B^T along the rows):    V[6 r + s]      = sum_i B^T[r, i] partial_V[s, i]
-  * products:                       M_k = V_k @ U_k (the 3x32 tiles of tiles.py)
+  * products:                       M_k = V_k @ U_k (the register tiles of tiles.py)
   * step 3 (A^T along the rows):    partial_Y[r, j] = sum_i A^T[r, i] M[6 i + j]
   * step 4 (A^T along the columns): Y[r, s]         = sum_j A^T[s, j] partial_Y[r, j]
     then each output pixel (4 ty + r, 4 tx + s) gets its bias (and ReLU) and is
@@ -51,7 +51,7 @@ stops vectorizing steps 2-4.
 import numpy as np
 from numba import njit, uint64
 
-from .tiles import tile_3x32, tile_4x64
+from .tiles import tile_3x32, tile_4x64, tile_8x32
 
 BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64)
@@ -218,18 +218,18 @@ def input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, par
 
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
-def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, b, relu, y, band, partial_V, V, M,
-                  partial_Y, y_tiles):
+def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, band, partial_V, V,
+                  M, partial_Y, y_tiles):
     """Tile rows row0 .. row1-1 (tile row n * TH + ty, TH = ceil(OH / 4)) of
     y = conv3x3(x) + b (then max(., 0) if relu), by F(4x4, 3x3).
 
-    x (N, H, W, C) C-contiguous; U_packed (36, F/FB, C, FB) from weight_transform, FB = 32
-    (products by the 3 x 32 tile) or 64 (the 4 x 64 tile); b (F_out,) or empty; y (N, OH,
-    OW, F_out) with F_out <= F: the first F_out of the F output channels (F_out < F when
-    F was padded up to the tiles' width with zero filters).
+    x (N, H, W, C) C-contiguous; U_packed (36, F/FB, C, FB) from weight_transform; the
+    products run on P x FB tiles: 3 x 32 (AVX2), 8 x 32 or 4 x 64 (AVX-512); b (F_out,)
+    or empty; y (N, OH, OW, F_out) with F_out <= F: the first F_out of the F output
+    channels (F_out < F when F was padded up to the tiles' width with zero filters).
     Scratch (flat float32 arrays), TW = ceil(OW / 4), T = (row1 - row0) * TW tiles:
     band >= 4*6*(TW+1)*C (the input rows, module docstring), partial_V >= 36*TW*C
-    (step 1), V >= 36*max(T, 4)*C, M >= 36*max(T, 4)*F,
+    (step 1), V >= 36*max(T, P)*C, M >= 36*max(T, P)*F,
     partial_Y >= 24*TW*F (step 3), y_tiles >= 16*TW*F (step 4: the 4x4 outputs of one tile row)."""
     N, H, W, C = x.shape
     OH, OW, F_out = y.shape[1], y.shape[2], y.shape[3]
@@ -237,7 +237,6 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, b, relu, y, band, 
     T = (row1 - row0) * TW
     FB = U_packed.shape[3]                            # output channels per product tile
     F = U_packed.shape[1] * FB                        # the products' output channels
-    P = 3 if FB == 32 else 4                          # Winograd tiles per product tile
     T_padded = max(T, P)                              # the products take P tiles at a time
     n_channel_blocks = F // FB                        # U_packed's blocks of FB output channels
     x_flat, y_flat = x.reshape(x.size), y.reshape(y.size)
@@ -256,7 +255,11 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, b, relu, y, band, 
                 t_first = min(t, T_padded - P)        # last group shifted back (recomputes)
                 # a = V_k from tile t_first, p = tile (stride C), k = input channel; b = block
                 # fb of U_k, k stride FB; C steps; out = M_k from tile t_first, channel fb*FB
-                if FB == 32:
+                if P == 8:
+                    tile_8x32(V, k * T_padded * C + t_first * C, one_tap, C, 1, U_flat,
+                              (k * n_channel_blocks + fb) * C * FB, one_tap, FB, C,
+                              M, k * T_padded * F + t_first * F + fb * FB, F, False)
+                elif FB == 32:
                     tile_3x32(V, k * T_padded * C + t_first * C, one_tap, C, 1, U_flat,
                               (k * n_channel_blocks + fb) * C * FB, one_tap, FB, C,
                               M, k * T_padded * F + t_first * F + fb * FB, F, False)

@@ -76,23 +76,29 @@ def make_driver(tile, P, FB, pattern):
     return {"forward": forward, "dW": grad, "dW-packed": grad_packed}[pattern]
 
 
-def rate(driver, pattern, C, F, T, P, seconds):
-    """Best-of-5 GFLOP/s of ``driver`` on random operands, ~``seconds`` per timing."""
+def rates(drivers, pattern, C, F, T, seconds, rounds=5):
+    """{(P, FB): GFLOP/s} of each driver on the same random operands: ~``seconds`` per
+    timing, the tiles taking turns for ``rounds`` rounds (so a machine whose speed drifts
+    slows them alike), the best round of each."""
     rng = np.random.default_rng(0)
     a = rng.random(T * C, dtype=np.float32)
     b = rng.random(T * F + C * F, dtype=np.float32)
     out = np.zeros(max(T, C) * F, np.float32)
-    driver(a, b, out, C, F, T, 1)                                   # compile, warm the caches
-    flops_per_rep = 2 * (T // P * P if pattern == "forward" else T) * C * F
-    t = time.perf_counter()
-    driver(a, b, out, C, F, T, 1)
-    reps = max(1, int(seconds / max(time.perf_counter() - t, 1e-7)))
-    best = float("inf")
-    for _ in range(5):
+    reps, flops, best = {}, {}, {}
+    for (P, FB), driver in drivers.items():
+        driver(a, b, out, C, F, T, 1)                               # compile, warm the caches
         t = time.perf_counter()
-        driver(a, b, out, C, F, T, reps)
-        best = min(best, time.perf_counter() - t)
-    return flops_per_rep * reps / best / 1e9
+        driver(a, b, out, C, F, T, 1)
+        reps[P, FB] = max(1, int(seconds / max(time.perf_counter() - t, 1e-7)))
+        flops[P, FB] = 2 * (T // P * P if pattern == "forward" else T) * C * F * reps[P, FB]
+        best[P, FB] = float("inf")
+    for _ in range(rounds):
+        for key, driver in drivers.items():
+            out[:] = 0                                 # dW accumulates: keep the values small
+            t = time.perf_counter()
+            driver(a, b, out, C, F, T, reps[key])
+            best[key] = min(best[key], time.perf_counter() - t)
+    return {key: flops[key] / best[key] / 1e9 for key in drivers}
 
 
 def parse_tile(text):
@@ -117,17 +123,16 @@ def main(argv=None):
     import llvmlite.binding as llvm
     print(f"# LLVM target {llvm.get_host_cpu_name()}; avx512f="
           f"{host_cpu_features().get('avx512f', False)}; minicnn unit {vector_unit().name}; "
-          f"GFLOP/s on one core, best of 5")
+          f"GFLOP/s on one core, best of 5 rounds in turn")
     tiles = compile_tiles(args.tiles)
     for pattern in args.patterns:
         for C, F, T in CASES[pattern]:
-            cells = []
-            for P, FB in args.tiles:
-                if F % FB or C % P:
-                    cells.append(f"{P}x{FB}: -")
-                    continue
-                driver = make_driver(tiles[(P, FB)], P, FB, pattern)
-                cells.append(f"{P}x{FB}: {rate(driver, pattern, C, F, T, P, args.seconds):6.1f}")
+            fits = [(P, FB) for P, FB in args.tiles   # dW: P of the C channels per tile
+                    if F % FB == 0 and (pattern == "forward" or C % P == 0)]
+            drivers = {(P, FB): make_driver(tiles[(P, FB)], P, FB, pattern) for P, FB in fits}
+            measured = rates(drivers, pattern, C, F, T, args.seconds)
+            cells = [f"{P}x{FB}: {measured[P, FB]:6.1f}" if (P, FB) in measured
+                     else f"{P}x{FB}: -" for P, FB in args.tiles]
             print(f"{pattern:9s} C={C:3d} F={F:3d} T={T:3d}  " + "  ".join(cells), flush=True)
 
 

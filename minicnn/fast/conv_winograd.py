@@ -35,14 +35,19 @@ def padded_width(F):
     return -(-F // 32) * 32
 
 
-def forward_product_tile(F):
-    """(FB, P) of the forward/dx products for F (padded) output channels: FB channels by
-    P Winograd tiles. AVX2: 3 x 32. AVX-512: 4 x 64 where 64 divides F, else 8 x 32 (16
-    zmm accumulators each; 3 x 32 would be only 6)."""
-    FB = forward_tile_width(F)
-    if FB == 64:
+MAX_WIDE_TILE_CHANNELS = 128   # AVX-512 forward/dx products: 4 x 64 tiles up to this C
+
+
+def forward_product_tile(C, F):
+    """(FB, P) of the forward/dx products of C input and F (padded) output channels: FB
+    channels by P Winograd tiles. AVX2: 3 x 32. AVX-512: 4 x 64 (16 zmm accumulators)
+    where 64 divides F and the product's C x 64 block of U (32 KiB at C = 128) fits in
+    L1; else 8 x 32 (16 accumulators too, on a block half as wide; 3 x 32 would be 6)."""
+    if vector_unit().name != "avx512":
+        return 32, 3
+    if forward_tile_width(F) == 64 and C <= MAX_WIDE_TILE_CHANNELS:
         return 64, 4
-    return 32, (8 if vector_unit().name == "avx512" else 3)
+    return 32, 8
 
 
 def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
@@ -59,7 +64,7 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
     if F != F_out:                                                   # zero filters
         weights = np.pad(weights, ((0, 0), (0, 0), (0, 0), (0, F - F_out)))
     x = np.ascontiguousarray(x)
-    FB, P = forward_product_tile(F)
+    FB, P = forward_product_tile(C, F)
     U_packed = weight_transform(weights, FB)                         # (36, F/FB, C, FB)
     TH, TW = -(-OH // 4), -(-OW // 4)                                # tile rows, tiles per row
     rows_per_block = max(1, TILES_PER_BLOCK // TW)                   # tile rows per block

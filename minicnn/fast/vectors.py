@@ -19,7 +19,8 @@ W read per step and the broadcast input. 4 pixels also divide the 32-, 16- and
 8-pixel rows of the CIFAR nets exactly. Layers whose channels the wide tiles do
 not divide (F not a multiple of 64 or 32) keep the AVX2 tiles. Winograd's products
 also use 8 x 32 tiles (16 accumulators) on AVX-512: forward and dx where 64 does not
-divide the output channels, dW where 8 divides C (conv_winograd.py).
+divide the output channels or the C x 64 weight block would not fit in L1 (C > 128),
+dW where 8 divides C (conv_winograd.py).
 
 The unit is chosen once, at first use, from what LLVM reports for this CPU: AVX-512
 when the CPU has avx512f *and* LLVM's vectorizer really emits 512-bit code for it (a

@@ -58,7 +58,7 @@ from pathlib import Path
 # (docs/performance.md compares the dW tile shapes). For AVX-512 (32 registers of
 # 16 floats, fast/vectors.py): 4 x 64 (16 vectors) for forward, dx and Winograd's
 # products, 4 x 32 (8 vectors) for the direct dW, and 8 x 32 (16 vectors) for Winograd's
-# dW and for its forward/dx products 64 does not divide (conv_winograd.py).
+# dW and for its forward/dx products that 4 x 64 does not suit (conv_winograd.py).
 SHAPES = ((3, 32), (4, 24), (4, 16), (4, 64), (4, 32), (8, 32))
 
 

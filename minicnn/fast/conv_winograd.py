@@ -12,15 +12,17 @@ of a block, 36 positions x 32 tiles x (C + F) floats, 295 KB for 32 + 32 channel
 stay in the core's L2 cache (for dW with C * F above PACKED_DW_ABOVE, blocks of 128
 tiles whose V and E are repacked panel by panel, kernels/winograd_grad.py). dW sums its blocks into one (36, C, F) accumulator per
 fixed group of blocks (REDUCE_GROUPS in conv.py), then the groups in order:
-reproducible whatever the thread timing.
+reproducible whatever the thread timing. The weight transforms (U for the forward
+pass and dx; the groups' sum and G^T M G for dW) are shared out by input channel
+among the cores for large layers.
 
 Measurements of these paths against the others: docs/performance.md, "Winograd".
 """
 import numpy as np
 
 from .parallel import num_threads, parallel_blocks
-from .kernels.winograd import weight_transform, winograd_rows
-from .kernels.winograd_grad import weight_grad_output_transform, winograd_grad_rows
+from .kernels.winograd import G, weight_transform_into, winograd_rows
+from .kernels.winograd_grad import weight_grad_output_transform_into, winograd_grad_rows
 from .conv_direct import check_inputs
 from .vectors import forward_tile_width, grad_tile_width, vector_unit
 
@@ -28,6 +30,31 @@ TILES_PER_BLOCK = 32
 GRAD_TILES_PER_BLOCK = 32      # dW: tiles per block (V and E of a block, and the accumulators)
 PACKED_DW_ABOVE = 64 * 256     # dW: from C * F above this, products read packed panels ...
 PACKED_GRAD_TILES_PER_BLOCK = 128   # ... of this many tiles (docs/performance.md, "Winograd")
+
+
+SHARED_TRANSFORMS_ABOVE = 64 * 64   # weight transforms of C * F above this: channels shared
+
+
+def over_input_channels(C, F, transform):
+    """Call transform(c0, c1) on ranges of the C input channels that cover them all: on
+    every core, a few ranges per core, when C * F is above SHARED_TRANSFORMS_ABOVE (a
+    256 x 256 layer's weights take milliseconds to transform: 36 x 256 x 256 values of
+    U, or 4 groups of its M to sum for dW); else one call, where a thread hand-off
+    would cost more than it saves. Each channel's result is computed the same way
+    whoever computes it: the same bits whatever the split."""
+    n_ranges = min(C, 4 * num_threads()) if C * F > SHARED_TRANSFORMS_ABOVE else 1
+    parallel_blocks(n_ranges, lambda i, thread: transform(i * C // n_ranges,
+                                                          (i + 1) * C // n_ranges))
+
+
+def weight_transform(W, FB):
+    """U (36, F/FB, C, FB) = G g G^T per (c, f), packed in FB-channel blocks
+    (kernels/winograd.py, weight_transform; here on every core for large layers)."""
+    C, F = W.shape[2:]
+    U = np.empty((36, F // FB, C, FB), W.dtype)
+    W = np.ascontiguousarray(W)
+    over_input_channels(C, F, lambda c0, c1: weight_transform_into(W, G, U, c0, c1))
+    return U
 
 
 def padded_width(F):
@@ -133,4 +160,7 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):
                                Vs_packed[thread], Es_packed[thread], P, FB, packed)
 
     parallel_blocks(n_groups, group)
-    return weight_grad_output_transform(M_groups.sum(axis=0, dtype=np.float64), x.dtype)
+    dW = np.empty((3, 3, C, F), x.dtype)          # G^T (sum of the groups) G, in float64
+    over_input_channels(C, F, lambda c0, c1: weight_grad_output_transform_into(M_groups, G, dW,
+                                                                               c0, c1))
+    return dW

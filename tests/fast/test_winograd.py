@@ -254,6 +254,53 @@ def test_winograd_weight_grad_packed_panels(monkeypatch, unit, N, H, W, C, F, ti
         assert rel_err(got, strided) < WINOGRAD_TOL
 
 
+@pytest.mark.parametrize("n_groups,C,F", [(1, 5, 7), (4, 8, 16), (3, 12, 48)])
+def test_weight_grad_output_transform_kernel_equals_numpy_twin_bit_for_bit(n_groups, C, F):
+    """The compiled dW tail (the groups summed in order, then G^T M G, all in float64)
+    is the NumPy formula to the last bit, on any range of channels."""
+    from minicnn.fast.kernels.winograd_grad import (weight_grad_output_transform,
+                                                    weight_grad_output_transform_into)
+    M_groups = (np.random.default_rng(C).standard_normal((n_groups, 36, C, F)) * 1e3).astype(np.float32)
+    want = weight_grad_output_transform(M_groups.sum(axis=0, dtype=np.float64), np.float32)
+    whole, split = np.empty((3, 3, C, F), np.float32), np.full((3, 3, C, F), np.nan, np.float32)
+    weight_grad_output_transform_into(M_groups, G, whole, 0, C)
+    for c0, c1 in ((0, 2), (2, C - 1), (C - 1, C)):                   # three ranges cover C
+        weight_grad_output_transform_into(M_groups, G, split, c0, c1)
+    np.testing.assert_array_equal(whole, want)
+    np.testing.assert_array_equal(split, want)
+    exact = np.einsum("ai,abcf,bj->ijcf", G, M_groups.astype(np.float64).sum(axis=0)
+                      .reshape(6, 6, C, F), G)
+    np.testing.assert_allclose(want, exact, rtol=1e-5, atol=1e-2)
+
+
+@pytest.mark.parametrize("threshold", [0, 10 ** 9])
+def test_large_layers_share_the_weight_transforms_with_the_same_bits(monkeypatch, threshold):
+    """Above SHARED_TRANSFORMS_ABOVE the weight transforms (U, and dW's tail) run on
+    ranges of input channels on every core: every channel exactly once, and the same
+    U and dW to the last bit as one call over all channels."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 9, 9, 24)).astype(np.float32)
+    Wt = rng.standard_normal((3, 3, 24, 64)).astype(np.float32)
+    dy = rng.standard_normal((2, 9, 9, 64)).astype(np.float32)
+    monkeypatch.setattr(cw, "SHARED_TRANSFORMS_ABOVE", threshold)
+    ranges = []
+    real = cw.weight_transform_into
+    monkeypatch.setattr(cw, "weight_transform_into",
+                        lambda W, G_, U, c0, c1: ranges.append((c0, c1)) or real(W, G_, U, c0, c1))
+    U = cw.weight_transform(Wt, 32)
+    covered = sorted(c for c0, c1 in ranges for c in range(c0, c1))
+    assert covered == list(range(24))                                  # each channel once
+    assert (len(ranges) > 1) == (threshold == 0)                       # shared out or not
+    np.testing.assert_array_equal(U, weight_transform(Wt, 32))         # the serial kernel
+    y = winograd_forward(x, Wt, None, 1, 1, 9, 9)
+    dW = winograd_weight_grad(x, dy, 1, 1, 4)
+    monkeypatch.setattr(cw, "SHARED_TRANSFORMS_ABOVE", 10 ** 9 - threshold)   # the other way
+    np.testing.assert_array_equal(winograd_forward(x, Wt, None, 1, 1, 9, 9), y)
+    np.testing.assert_array_equal(winograd_weight_grad(x, dy, 1, 1, 4), dW)
+    ref = dW_direct_sum(x.astype(np.float64), dy.astype(np.float64), 1, 1)
+    assert rel_err(dW, ref) < WINOGRAD_TOL
+
+
 def test_winograd_weight_grad_refuses_what_it_cannot_do():
     x = np.zeros((2, 8, 8, 4), np.float32)
     with pytest.raises(ValueError, match="multiple of 4"):

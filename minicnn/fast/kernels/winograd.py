@@ -73,7 +73,7 @@ def weight_transform(W, FB=32):
     (docs/performance.md, "One-thread BLAS blocks")."""
     C, F = W.shape[2:]
     U = np.empty((36, F // FB, C, FB), W.dtype)
-    weight_transform_into(np.ascontiguousarray(W), G, U)
+    weight_transform_into(np.ascontiguousarray(W), G, U, 0, C)
     return U
 
 
@@ -89,14 +89,15 @@ def weight_transform_over_slices(W, FB=32):
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def weight_transform_into(W, G, U):
-    """U[6a + b, f // FB, c, f % FB] = sum_j G[b, j] (sum_i G[a, i] W[i, j, c, f]), in
-    float64, summed in that order (i, then j), so the result does not depend on how
-    the loops are vectorized; Gg (6, 3, F) is G g for one input channel c."""
-    C, F = W.shape[2], W.shape[3]
+def weight_transform_into(W, G, U, c0, c1):
+    """U[6a + b, f // FB, c, f % FB] = sum_j G[b, j] (sum_i G[a, i] W[i, j, c, f]) for the
+    input channels c0 <= c < c1, in float64, summed in that order (i, then j), so the
+    result does not depend on how the loops are vectorized or the channels shared out
+    among threads; Gg (6, 3, F) is G g for one input channel c."""
+    F = W.shape[3]
     n_blocks, FB = U.shape[1], U.shape[3]
     Gg = np.empty((6, 3, F))
-    for c in range(C):
+    for c in range(c0, c1):
         for a in range(6):
             for j in range(3):
                 for f in range(F):

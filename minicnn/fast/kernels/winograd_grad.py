@@ -65,6 +65,42 @@ def weight_grad_output_transform(M, dtype):
                      for r in GT_M]).astype(dtype)
 
 
+@njit(nogil=True, cache=True, boundscheck=False)
+def weight_grad_output_transform_into(M_groups, G, dW, c0, c1):
+    """dW[:, :, c, :] = G^T M G for the input channels c0 <= c < c1, where M (36, C, F) is
+    the sum of M_groups (n_groups, 36, C, F) over its groups: the compiled twin of
+    weight_grad_output_transform(M_groups.sum(axis=0, dtype=np.float64), dW.dtype).
+    The same float64 sums in the same order (the groups one after the other; then a,
+    then b, as the NumPy twin does), so the two agree to the last bit and the result
+    does not depend on how the channels are shared out among threads.
+    Scratch per channel c: M_c (36, F), GT_M (3, 6, F) = (G^T M)[i, b] for one c."""
+    n_groups, F = M_groups.shape[0], M_groups.shape[3]
+    M_c = np.empty((36, F))
+    GT_M = np.empty((3, 6, F))
+    for c in range(c0, c1):
+        for k in range(36):                           # the groups, summed in order
+            for f in range(F):
+                M_c[k, f] = np.float64(M_groups[0, k, c, f])
+            for g in range(1, n_groups):
+                for f in range(F):
+                    M_c[k, f] += np.float64(M_groups[g, k, c, f])
+        for i in range(3):                            # G^T M: (G^T M)[i, b] = sum_a G[a, i] M[a, b]
+            for b in range(6):
+                for f in range(F):
+                    total = G[0, i] * M_c[b, f]
+                    for a in range(1, 6):
+                        total += G[a, i] * M_c[6 * a + b, f]
+                    GT_M[i, b, f] = total
+        for i in range(3):                            # (G^T M) G: dW[i, j] = sum_b G[b, j] (G^T M)[i, b]
+            for j in range(3):
+                for f in range(F):
+                    total = G[0, j] * GT_M[i, 0, f]
+                    for b in range(1, 6):
+                        total += G[b, j] * GT_M[i, b, f]
+                    dW[i, j, c, f] = total
+    return dW
+
+
 @njit(nogil=True, inline="always", boundscheck=False, fastmath={"contract"})
 def a_row(p, src, o, dst, dst_start, n):
     """dst[dst_start : dst_start+n] = row p of A [e_0 .. e_3], e_j = src[o[j] : o[j]+n]."""

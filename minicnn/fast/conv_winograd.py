@@ -139,11 +139,11 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):
     n_groups = min(reduce_groups, n_blocks)
     FB = grad_tile_width(F)              # product tile: 4 x 16 (AVX2) or 4 x 32 (AVX-512) ...
     P = 8 if FB == 32 and C % 8 == 0 else 4   # ... 8 x 32 when 8 divides C
-    M_groups = np.zeros((n_groups, 36, C, F), x.dtype)               # one M accumulator per group
+    M_groups = np.empty((n_groups, 36, C, F), x.dtype)   # one M per group; its first block sets it
     n_threads = num_threads()
 
-    def scratch(size):                   # one flat buffer per thread (sizes: winograd_grad_rows)
-        return [np.zeros(size, x.dtype) for _ in range(n_threads)]
+    def scratch(size):                   # one flat buffer per thread (sizes: winograd_grad_rows),
+        return [np.empty(size, x.dtype) for _ in range(n_threads)]   # written before it is read
     bands, partial_Vs = scratch(24 * (TW + 1) * C), scratch(36 * TW * C)
     Vs = scratch(36 * rows_per_block * TW * C)
     dy_bands, partial_Es = scratch(16 * TW * F), scratch(24 * TW * F)
@@ -152,12 +152,13 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):
     Es_packed = scratch(36 * rows_per_block * TW * F if packed else 1)
 
     def group(g, thread):                # group g: its range of blocks, in order
-        for i in range(g * n_blocks // n_groups, (g + 1) * n_blocks // n_groups):
+        first = g * n_blocks // n_groups
+        for i in range(first, (g + 1) * n_blocks // n_groups):
             winograd_grad_rows(x, dy, i * rows_per_block,
                                min(n_tile_rows, i * rows_per_block + rows_per_block),
                                pad_top, pad_left, M_groups[g], bands[thread], partial_Vs[thread],
                                Vs[thread], dy_bands[thread], partial_Es[thread], Es[thread],
-                               Vs_packed[thread], Es_packed[thread], P, FB, packed)
+                               Vs_packed[thread], Es_packed[thread], P, FB, packed, i > first)
 
     parallel_blocks(n_groups, group)
     dW = np.empty((3, 3, C, F), x.dtype)          # G^T (sum of the groups) G, in float64

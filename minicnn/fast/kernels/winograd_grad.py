@@ -130,9 +130,10 @@ def a_row(p, src, o, dst, dst_start, n):
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
 def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partial_V, V, dy_band,
-                       partial_E, E, V_packed, E_packed, P, FB, packed):
+                       partial_E, E, V_packed, E_packed, P, FB, packed, accumulate):
     """M_acc (36, C, F) += M_k = V_k^T E_k over tile rows row0 .. row1-1 (tile row
-    n * TH + ty, TH = ceil(OH / 4)).
+    n * TH + ty, TH = ceil(OH / 4)); M_acc = M_k, its old contents ignored, when
+    ``accumulate`` is False.
 
     x (N, H, W, C), dy (N, OH, OW, F), both C-contiguous float32; the product tiles
     are P input x FB output channels: 4 x 16, or on AVX-512 4 x 32 or 8 x 32 (C % P == 0,
@@ -183,7 +184,7 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
         pack_panels(E, T, F, FB, E_packed)
         V, E = V_packed, E_packed
     a_ks, b_ks = (P, FB) if packed else (C, F)        # from one tile (step k) to the next
-    for k in range(36):                               # M_acc_k += V_k^T @ E_k
+    for k in range(36):                               # M_acc_k (+)= V_k^T @ E_k
         for c0 in range(0, C, P):
             for f0 in range(0, F, FB):
                 # tile arguments: a = V_k from channel c0, p = channel (stride 1), k = tile
@@ -193,13 +194,13 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
                 b_start = k * T * F + (f0 * T if packed else f0)
                 if P == 8:
                     tile_8x32(V, a_start, one_tap, 1, a_ks, E, b_start, one_tap, b_ks,
-                              T, M_flat, (k * C + c0) * F + f0, F, True)
+                              T, M_flat, (k * C + c0) * F + f0, F, accumulate)
                 elif FB == 32:
                     tile_4x32(V, a_start, one_tap, 1, a_ks, E, b_start, one_tap, b_ks,
-                              T, M_flat, (k * C + c0) * F + f0, F, True)
+                              T, M_flat, (k * C + c0) * F + f0, F, accumulate)
                 else:
                     tile_4x16(V, a_start, one_tap, 1, a_ks, E, b_start, one_tap, b_ks,
-                              T, M_flat, (k * C + c0) * F + f0, F, True)
+                              T, M_flat, (k * C + c0) * F + f0, F, accumulate)
     return M_acc
 
 

@@ -301,6 +301,33 @@ def test_large_layers_share_the_weight_transforms_with_the_same_bits(monkeypatch
     assert rel_err(dW, ref) < WINOGRAD_TOL
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_winograd_grad_rows_without_accumulate_ignores_what_m_held(packed):
+    """A group's first block sets M (accumulate=False): NaN left in M by an earlier use
+    of the memory must not reach dW. Same bits as adding to zeros; scratch full of NaN
+    is overwritten before it is read."""
+    from minicnn.fast.kernels.winograd_grad import winograd_grad_rows
+    rng = np.random.default_rng(9)
+    N, H, W, C, F = 2, 9, 11, 8, 32
+    x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    dy = rng.standard_normal((N, H, W, F)).astype(np.float32)
+    TH, TW = 3, 3
+    T = N * TH * TW
+
+    def run(M, accumulate):
+        nan = lambda size: np.full(size, np.nan, np.float32)        # noqa: E731
+        winograd_grad_rows(x, dy, 0, N * TH, 1, 1, M, nan(24 * (TW + 1) * C), nan(36 * TW * C),
+                           nan(36 * T * C), nan(16 * TW * F), nan(24 * TW * F), nan(36 * T * F),
+                           nan(36 * T * C), nan(36 * T * F), 4, 32, packed, accumulate)
+        return M
+    set_on_nan = run(np.full((36, C, F), np.nan, np.float32), False)
+    added_to_zeros = run(np.zeros((36, C, F), np.float32), True)
+    assert np.isfinite(set_on_nan).all()
+    np.testing.assert_array_equal(set_on_nan, added_to_zeros)
+    twice = run(added_to_zeros.copy(), True)                          # accumulate: adds
+    np.testing.assert_allclose(twice, 2 * added_to_zeros, rtol=1e-6, atol=1e-4)
+
+
 def test_winograd_weight_grad_refuses_what_it_cannot_do():
     x = np.zeros((2, 8, 8, 4), np.float32)
     with pytest.raises(ValueError, match="multiple of 4"):

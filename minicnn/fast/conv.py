@@ -30,6 +30,7 @@ from .conv_direct import direct_forward, direct_weight_grad
 from .conv_taps import taps_forward, taps_weight_grad
 from .conv_winograd import winograd_forward, winograd_weight_grad
 from .kernels.im2col import col2im_rows, im2col_rows
+from .kernels.sums import column_sums
 from .parallel import num_threads, parallel_blocks
 from .rules import conv_path, conv_shape
 
@@ -117,7 +118,7 @@ def weight_grad(layer, x, dy, shape, need_dW, need_db):
     KH, KW, F = layer.KH, layer.KW, layer.F
     dy_rows = dy.reshape(-1, F)
     if path != "im2col":
-        db = dy_rows.sum(axis=0, dtype=np.float64) if need_db else None
+        db = column_sums(dy_rows) if need_db else None             # float64, every core
         if not need_dW:
             return None, db
         if path == "winograd":

@@ -30,6 +30,7 @@ from .kernels.batchnorm import affine_backward, dsums_partials, moments_partials
 from .kernels.gelu import gelu_backward, gelu_forward
 from .kernels.pooling import maxpool_backward, maxpool_forward
 from .kernels.relu import leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward
+from .kernels.sums import sum_blocks
 from .parallel import parallel_matmul
 
 
@@ -107,12 +108,6 @@ def maxpool_fast_backward(layer, dy):
 
 
 # ---- batch normalisation ----------------------------------------------------------------
-def sum_blocks(m):
-    """Row blocks for the partial sums: a fixed number (not tied to the thread
-    count, so the sums, added in block order, are the same on any machine)."""
-    return max(1, min(m, 16))
-
-
 # x2, y2, dy2, dx2: the (m, C) matrices of the layer (m = N for BatchNorm1D, N*H*W for 2D)
 @register(_BatchNorm, "forward")
 @named("numba")

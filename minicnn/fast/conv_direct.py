@@ -10,7 +10,8 @@ not depend on thread timing.
 
 What the kernels need, checked here (they run without bounds checks): float32,
 stride 1; forward and dx: the product's output channels a multiple of 16 or 24
-(tile_width) and rows at least one tile wide; dW: C a multiple of 4, F of 16.
+(tile_width) and rows at least one tile wide; dW: C a multiple of 4 (Conv2D pads
+other C with zero channels: RGB's 3 runs as 4), F of 16.
 The tile shapes follow the CPU's vector registers (vectors.py).
 """
 import operator

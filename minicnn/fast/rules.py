@@ -125,8 +125,9 @@ def direct_dx_fits(layer, shape):
 
 
 def direct_dW_fits(layer, shape):
-    """4 x 16 tiles (C % 4, F % 16), both at most MAX_DIRECT_CHANNELS."""
-    return (shape.need_dW and direct_common(layer, shape, shape.OW) and layer.C % 4 == 0
+    """4 x 16 tiles (F % 16; C runs padded with zero channels to a multiple of 4: the
+    RGB input's 3 as 4), both at most MAX_DIRECT_CHANNELS."""
+    return (shape.need_dW and direct_common(layer, shape, shape.OW)
             and layer.F % 16 == 0 and max(layer.C, layer.F) <= MAX_DIRECT_CHANNELS)
 
 

@@ -37,7 +37,7 @@ def test_direct_rule():
     strided = Conv2D(32, 32, 3, stride=2, rng=0)
     assert not direct_forward_fits(strided, shape(strided, 64))                # output 32 wide, stride 2
     rgb = Conv2D(3, 32, 3, rng=0)
-    assert not direct_dW_fits(rgb, shape(rgb, 32))                             # C % 4
+    assert direct_dW_fits(rgb, shape(rgb, 32))                  # C = 3 runs padded to 4
     layer.allow_direct = False
     assert not direct_forward_fits(layer, shape(layer, 32))
 

@@ -7,9 +7,10 @@ TW = ceil(OW / 4) tiles per image; a "tile row" is the TW tiles of one row of on
 image, and the batch has N * TH of them, numbered n * TH + ty.
 
 Here the work is cut into blocks of whole tile rows, about TILES_PER_BLOCK tiles
-each, handed to every core (parallel.py), each core with its own scratch: V and M
-of a block, 36 positions x 32 tiles x (C + F) floats, 295 KB for 32 + 32 channels,
-stay in the core's L2 cache (for dW with C * F above PACKED_DW_ABOVE, blocks of 128
+each (forward_tiles_per_block: more on cores with a large L2), handed to every
+core (parallel.py), each core with its own scratch: V and M of a block, 36
+positions x 32 tiles x (C + F) floats, 295 KB for 32 + 32 channels, stay in the
+core's L2 cache (for dW with C * F above PACKED_DW_ABOVE, blocks of 128
 tiles whose V and E are repacked panel by panel, kernels/winograd_grad.py). dW sums its blocks into one (36, C, F) accumulator per
 fixed group of blocks (REDUCE_GROUPS in conv.py), then the groups in order:
 reproducible whatever the thread timing. The weight transforms (U for the forward
@@ -18,6 +19,9 @@ among the cores for large layers.
 
 Measurements of these paths against the others: docs/performance.md, "Winograd".
 """
+import functools
+import os
+
 import numpy as np
 
 from .parallel import num_threads, parallel_blocks
@@ -27,6 +31,9 @@ from .conv_direct import check_inputs
 from .vectors import forward_tile_width, grad_tile_width, vector_unit
 
 TILES_PER_BLOCK = 32
+LARGE_L2_BYTES = 2 * 1024 ** 2   # with at least this much L2 per core, larger blocks where
+WIDE_LAYER_TILES = 48            # U is large (C * F >= 64 * 256: read once per block) and
+THIN_LAYER_TILES = 64            # where a tile's V and M are small (C + F <= 64: 9 KB)
 GRAD_TILES_PER_BLOCK = 32      # dW: tiles per block (V and E of a block, and the accumulators)
 PACKED_DW_ABOVE = 64 * 256     # dW: from C * F above this, products read packed panels ...
 PACKED_GRAD_TILES_PER_BLOCK = 128   # ... of this many tiles (docs/performance.md, "Winograd")
@@ -55,6 +62,37 @@ def weight_transform(W, FB):
     W = np.ascontiguousarray(W)
     over_input_channels(C, F, lambda c0, c1: weight_transform_into(W, G, U, c0, c1))
     return U
+
+
+@functools.lru_cache(maxsize=None)
+def l2_cache_bytes(folder="/sys/devices/system/cpu/cpu0/cache"):
+    """One core's L2 cache in bytes, as Linux reports it in ``folder``; 0 where it does not."""
+    try:
+        for index in sorted(os.listdir(folder)):
+            with open(os.path.join(folder, index, "level")) as f:
+                if f.read().strip() != "2":
+                    continue
+            with open(os.path.join(folder, index, "size")) as f:
+                size = f.read().strip()                      # "2048K", "1M"
+            scale = {"K": 1024, "M": 1024 ** 2}.get(size[-1:], 1)
+            return int(size.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def forward_tiles_per_block(C, F):
+    """Tiles per block of the forward/dx Winograd: TILES_PER_BLOCK, or on cores with a
+    large L2 (LARGE_L2_BYTES) more where it pays: WIDE_LAYER_TILES when U is large (the
+    products read all of U once per block, so larger blocks read it fewer times) and
+    THIN_LAYER_TILES when each tile's V and M are small (docs/performance.md, "Winograd
+    blocks")."""
+    if l2_cache_bytes() >= LARGE_L2_BYTES:
+        if C * F >= 64 * 256:
+            return WIDE_LAYER_TILES
+        if C + F <= 64:
+            return THIN_LAYER_TILES
+    return TILES_PER_BLOCK
 
 
 def padded_width(F):
@@ -94,7 +132,7 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
     FB, P = forward_product_tile(C, F)
     U_packed = weight_transform(weights, FB)                         # (36, F/FB, C, FB)
     TH, TW = -(-OH // 4), -(-OW // 4)                                # tile rows, tiles per row
-    rows_per_block = max(1, TILES_PER_BLOCK // TW)                   # tile rows per block
+    rows_per_block = max(1, forward_tiles_per_block(C, F) // TW)     # tile rows per block
     tiles_per_block = max(rows_per_block * TW, P)                    # >= one product tile
     bias = np.zeros(0, x.dtype) if b is None else b
     y = np.empty((N, OH, OW, F_out), dtype=x.dtype)

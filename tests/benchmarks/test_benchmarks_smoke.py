@@ -392,3 +392,17 @@ def test_bench_tiles_prints_a_rate_per_tile_and_refuses_bad_shapes(capsys, monke
     with pytest.raises(SystemExit):
         bench_tiles.main(["--tiles", "4by32"])
     assert "expected a tile as PxFB (e.g. 8x32), got '4by32'" in capsys.readouterr().err
+
+
+def test_bench_winograd_blocks_prints_a_ratio_per_block_size_and_restores_the_rule(capsys):
+    import bench_winograd_blocks
+    from minicnn.fast import conv_winograd
+    rule, size = conv_winograd.forward_tiles_per_block, conv_winograd.TILES_PER_BLOCK
+    bench_winograd_blocks.main(["--batch", "2", "--reps", "1", "--shapes", "16,32,8",
+                                "--tiles", "4", "16"])
+    rows = [l for l in capsys.readouterr().out.splitlines() if l.strip().startswith("16->32")]
+    assert len(rows) == 1 and float(rows[0].split()[3]) > 0    # ms at 4, x at 16, rule
+    assert int(rows[0].split()[-1]) == rule(16, 32)
+    assert conv_winograd.forward_tiles_per_block is rule and conv_winograd.TILES_PER_BLOCK == size
+    with pytest.raises(SystemExit, match="must be >= 1"):
+        bench_winograd_blocks.main(["--tiles", "0", "32"])

@@ -111,6 +111,31 @@ def test_winograd_any_block_size_gives_the_same_result(monkeypatch, tiles_per_bl
     assert rel_err(want, ref) < WINOGRAD_TOL
 
 
+@pytest.mark.parametrize("l2,C,F,want", [(2 * 2 ** 20, 256, 256, 48), (2 * 2 ** 20, 64, 256, 48),
+                                         (2 * 2 ** 20, 32, 32, 64), (2 * 2 ** 20, 64, 64, 32),
+                                         (512 * 2 ** 10, 256, 256, 32), (0, 32, 32, 32)])
+def test_forward_tiles_per_block_larger_only_with_a_large_l2(monkeypatch, l2, C, F, want):
+    """Blocks grow only on cores with LARGE_L2_BYTES of L2 (where it was measured), for
+    wide layers (U read once per block) and thin ones; an unknown L2 (0) keeps 32."""
+    monkeypatch.setattr(cw, "l2_cache_bytes", lambda: l2)
+    assert cw.forward_tiles_per_block(C, F) == want
+
+
+def test_l2_cache_bytes_reads_linux_sizes_or_gives_zero(tmp_path):
+    sizes = {"index0": ("1", "48K"), "index2": ("2", "2048K"), "index3": ("3", "300M")}
+    for index, (level, size) in sizes.items():
+        (tmp_path / index).mkdir()
+        (tmp_path / index / "level").write_text(level + "\n")
+        (tmp_path / index / "size").write_text(size + "\n")
+    read = cw.l2_cache_bytes.__wrapped__                         # without the cache
+    assert read(str(tmp_path)) == 2048 * 1024
+    (tmp_path / "index2" / "size").write_text("1M\n")
+    assert read(str(tmp_path)) == 2 ** 20
+    (tmp_path / "index2" / "size").write_text("garbage\n")
+    assert read(str(tmp_path)) == 0                              # unreadable: unknown
+    assert read(str(tmp_path / "missing")) == 0
+
+
 @pytest.mark.parametrize("unit", ["avx2", "avx512"])
 @pytest.mark.parametrize("F", [24, 40, 112])
 def test_winograd_padded_width_is_the_first_channels_of_the_padded_filters(F, unit):

@@ -26,7 +26,8 @@ from ..nn.activations import GELU, LeakyReLU, ReLU
 from ..nn.batchnorm import _BatchNorm
 from ..nn.dense import Dense
 from ..nn.pooling import MaxPool2D
-from .kernels.batchnorm import affine_backward, dsums_partials, moments_partials, normalize
+from .kernels.batchnorm import (affine_backward, dsums_partials, gelu_dsums_partials,
+                                moments_partials, normalize, normalize_gelu)
 from .kernels.gelu import gelu_backward, gelu_forward
 from .kernels.pooling import maxpool_backward, maxpool_forward
 from .kernels.relu import leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward
@@ -112,7 +113,16 @@ def maxpool_fast_backward(layer, dy):
 @register(_BatchNorm, "forward")
 @named("numba")
 def batchnorm_fast_forward(layer, x2, training):
-    gamma, beta = layer.params["gamma"], layer.params["beta"]
+    y2 = np.empty_like(x2)
+    normalize(x2, *batch_affine(layer, x2, training), y2)
+    layer.x2 = x2
+    return y2
+
+
+def batch_affine(layer, x2, training):
+    """(mu, a, beta) in x2's dtype, y = (x - mu) * a + beta, a = gamma / std: from the
+    batch statistics in training (and the running ones updated), else the running ones.
+    Sets layer.mu and layer.istd (float64) for backward."""
     m, C = x2.shape
     if training:
         shift = layer.moment_shift(x2)         # sums of x - shift stay accurate if |mu| >> std
@@ -127,21 +137,26 @@ def batchnorm_fast_forward(layer, x2, training):
         mu = layer.buffers["running_mean"].astype(np.float64)
         var = layer.buffers["running_var"].astype(np.float64)
     layer.mu, layer.istd = mu, 1.0 / np.sqrt(var + layer.eps)        # float64 (C,)
-    dtype = x2.dtype
-    y2 = np.empty_like(x2)
-    normalize(x2, mu.astype(dtype), (gamma * layer.istd).astype(dtype), beta.astype(dtype), y2)
-    layer.x2 = x2
-    return y2
+    return kept_affine(layer, x2.dtype)
+
+
+def kept_affine(layer, dtype):
+    """(mu, a, beta) of the last forward, in ``dtype`` (the same numbers it used)."""
+    return (layer.mu.astype(dtype), (layer.params["gamma"] * layer.istd).astype(dtype),
+            layer.params["beta"].astype(dtype))
 
 
 @register(_BatchNorm, "backward")
-def batchnorm_fast_backward(layer, dy2):
+def batchnorm_fast_backward(layer, dy2, sums=None, dx2=None):
+    """dx2 (a new array unless given; dy2 itself may be given) from dy2; ``sums``: the
+    (2, C) sums of dy and dy * (x - mu) if already made (the pair with GELU)."""
     x2, dtype = layer.x2, layer.x2.dtype
     m, C = x2.shape
     p = layer.params["gamma"] * layer.istd                            # float64 (C,)
     trainable = [k for k in ("beta", "gamma") if k not in layer.frozen]
-    if layer.training or trainable:
+    if sums is None and (layer.training or trainable):
         sums = dsums_partials(x2, dy2, layer.mu, np.empty((sum_blocks(m), 2, C))).sum(axis=0)
+    if layer.training or trainable:
         if "beta" in trainable:
             layer.grads["beta"][...] = sums[0]                        # sum dy
         if "gamma" in trainable:
@@ -152,10 +167,39 @@ def batchnorm_fast_backward(layer, dy2):
         r = -p * sums[0] / m
     else:                                     # eval: a fixed affine map, dx = p * dy
         q = r = np.zeros(C)
-    dx2 = np.empty_like(dy2)
+    dx2 = np.empty_like(dy2) if dx2 is None else dx2
     affine_backward(x2, dy2, layer.mu.astype(dtype), p.astype(dtype), q.astype(dtype),
                     r.astype(dtype), dx2)
     return dx2
+
+
+# BatchNorm + GELU as one step (nn/batchnorm.py): one-pass kernels for float32 and GELU's
+# exact form; otherwise the two layers' fast passes one after the other, keeping z = BN(x).
+@register(_BatchNorm, "forward_gelu")
+@named("numba")
+def batchnorm_gelu_fast_forward(layer, x2, training, approximate):
+    if approximate or x2.dtype != np.float32:
+        layer.z2 = batchnorm_fast_forward(layer, x2, training)
+        y2 = np.empty_like(x2)
+        gelu_forward(layer.z2.reshape(-1), y2.reshape(-1), approximate)
+        return y2
+    y2 = np.empty_like(x2)
+    normalize_gelu(x2, *batch_affine(layer, x2, training), y2)
+    layer.x2, layer.z2 = x2, None             # backward recomputes z from x
+    return y2
+
+
+@register(_BatchNorm, "backward_gelu")
+def batchnorm_gelu_fast_backward(layer, dy2, approximate):
+    dz2 = np.empty_like(dy2)                  # dL/dz, then dx in its place
+    if layer.z2 is not None:                  # z was kept (the two-pass forward)
+        gelu_backward(layer.z2.reshape(-1), dy2.reshape(-1), dz2.reshape(-1), approximate)
+        return batchnorm_fast_backward(layer, dz2, dx2=dz2)
+    x2 = layer.x2
+    partials = np.empty((sum_blocks(x2.shape[0]), 2, x2.shape[1]))
+    sums = gelu_dsums_partials(x2, dy2, *kept_affine(layer, x2.dtype), layer.mu, partials,
+                               dz2).sum(axis=0)
+    return batchnorm_fast_backward(layer, dz2, sums, dx2=dz2)
 
 
 # ---- dense ----------------------------------------------------------------------------------

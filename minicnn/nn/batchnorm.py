@@ -32,10 +32,17 @@ row shares, so dL/dx[r] collects three terms (m rows, per channel):
 which simplifies to the one-line form above. The reference code below computes
 exactly that form; the fast backend (fast/layers.py) computes the same sums in
 one pass with float64 partial sums and no full-size temporaries.
+
+Followed by GELU (``fuses_with``), the two run as one step of Sequential:
+y = GELU(BN(x)). On the fast backend (float32, exact GELU) forward writes y straight
+from x, and backward makes dz = dy * GELU'(z) and BN's two sums in one pass,
+recomputing z = BN(x) from x: neither keeps z, the map between them. Elsewhere the
+pair runs as the two layers would.
 """
 import numpy as np
 
 from .. import backend
+from .activations import GELU, gelu, gelu_backward
 from .layer import Layer, check_float_dtype, check_fraction, check_positive_int
 
 
@@ -64,8 +71,9 @@ def batchnorm_backward(dy2, xh, gamma, var, eps, training, batch_mean=None):
 class _BatchNorm(Layer):
     ndim = None
 
-    cached = ("x2", "xh")
+    cached = ("x2", "xh", "z2")
     x2 = None
+    z2 = None           # the pair with GELU, where it is kept: BN's output (GELU's input)
 
     def __init__(self, channels, momentum=0.1, eps=1e-5, freeze_scale=False,
                  freeze_shift=False, scale_init=1.0, dtype=np.float32, name=None):
@@ -95,6 +103,24 @@ class _BatchNorm(Layer):
         return self.check_example_shape(input_shape, self.ndim - 1, channels=self.C)
 
     def forward(self, x, training=False):
+        return backend.run(self, "forward", self.input_matrix(x, training),
+                           training).reshape(x.shape)
+
+    def backward(self, dy):
+        return backend.run(self, "backward", self.grad_matrix(dy)).reshape(self.x_shape)
+
+    def forward_pair(self, gelu_layer, x, training=False):
+        """y = GELU(BN(x)) as one step (module docstring); ``gelu_layer`` keeps nothing."""
+        gelu_layer.check_input(x)
+        return backend.run(self, "forward_gelu", self.input_matrix(x, training), training,
+                           gelu_layer.approximate).reshape(x.shape)
+
+    def backward_pair(self, gelu_layer, dy):
+        return backend.run(self, "backward_gelu", self.grad_matrix(dy),
+                           gelu_layer.approximate).reshape(self.x_shape)
+
+    def input_matrix(self, x, training):
+        """x checked and seen as (m, C); remembers the mode and x's shape."""
         self.check_input(x, ndim=self.ndim, channels=self.C)
         if x.dtype != self.params["gamma"].dtype:
             raise TypeError(f"{self.name}: input dtype {x.dtype} does not match parameter dtype "
@@ -104,13 +130,13 @@ class _BatchNorm(Layer):
             raise ValueError(f"{self.name}: training mode needs more than one value per "
                              f"channel to normalise, got input shape {x.shape}")
         self.training, self.x_shape = training, x.shape
-        return backend.run(self, "forward", x2, training).reshape(x.shape)
+        return x2
 
-    def backward(self, dy):
+    def grad_matrix(self, dy):
+        """dy checked against forward's output and seen as (m, C)."""
         self.check_forward_ran(self.x2)
         dy = self.check_backward(dy, self.x_shape, self.x2.dtype)
-        dy2 = np.ascontiguousarray(dy).reshape(-1, self.C)
-        return backend.run(self, "backward", dy2).reshape(self.x_shape)
+        return np.ascontiguousarray(dy).reshape(-1, self.C)
 
     def update_running_stats(self, mu, var, m):
         """running <- (1 - momentum) * running + momentum * batch (var unbiased: * m/(m-1))."""
@@ -154,6 +180,13 @@ class _BatchNorm(Layer):
                                         self.eps)
         return y2
 
+    def forward_gelu_reference(self, x2, training, approximate):
+        self.z2 = self.forward_reference(x2, training)
+        return gelu(self.z2, approximate)
+
+    def backward_gelu_reference(self, dy2, approximate):
+        return self.backward_reference(gelu_backward(self.z2, dy2, approximate))
+
     def backward_reference(self, dy2):
         dx2, dgamma, dbeta = batchnorm_backward(dy2, self.xh, self.params["gamma"], self.var,
                                                 self.eps, self.training, self.batch_mean)
@@ -167,8 +200,10 @@ class _BatchNorm(Layer):
 class BatchNorm2D(_BatchNorm):
     """Batch norm for NHWC images (N, H, W, C): statistics over N, H, W."""
     ndim = 4
+    fuses_with = GELU
 
 
 class BatchNorm1D(_BatchNorm):
     """Batch norm for features (N, C): statistics over N."""
     ndim = 2
+    fuses_with = GELU

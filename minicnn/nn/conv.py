@@ -191,6 +191,10 @@ class Conv2D(Layer):
         return 2 * OH * OW * self.KH * self.KW * self.C * self.F
 
     # -- the passes ------------------------------------------------------------------
+    def forward_pair(self, activation, x, training=False):
+        """y = max(conv(x), 0) in one pass; the ReLU keeps y for its backward."""
+        return activation.forward_fused(self.forward(x, training, relu=True))
+
     def forward(self, x, training=False, relu=False):
         """y (N, OH, OW, F); relu=True returns max(y, 0) (the fused Conv2D + ReLU)."""
         self.check_input(x, ndim=4, channels=self.C)

@@ -151,6 +151,17 @@ class Layer:
         return ("fuses_with" in vars(type(self)) and self.fuses_with is not None
                 and type(next_layer) is self.fuses_with)
 
+    def forward_pair(self, activation, x, training=False):
+        """This layer's forward and then ``activation``'s (of type ``fuses_with``), as
+        one step: a layer that declares ``fuses_with`` says here how it fuses them."""
+        raise NotImplementedError(f"{self.name}: declares no fused forward")
+
+    def backward_pair(self, activation, dy):
+        """Backward of a step made by ``forward_pair``: dL/d(the pair's input) from
+        dL/d(its output). Here the activation's backward, then this layer's; a layer
+        whose fused forward keeps less than the two would overrides it."""
+        return self.backward(activation.backward(dy))
+
     def release(self):
         """Drop what forward kept for backward. Inference calls this after each layer
         (``Sequential.predict``), so only one layer's input and output are alive at a time;

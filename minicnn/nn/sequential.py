@@ -8,17 +8,20 @@ Names: parameter ``key`` of layer ``i`` is called ``"i.key"`` (``"0.W"``,
 ``"3.gamma"``) in ``named_parameters()``, ``state_dict()`` and saved files.
 
 Steps: the layers run in ``steps``, a list made once when the model is built. A
-step is one layer, or a fused pair: a layer that declares ``fuses_with`` (Conv2D)
-followed by exactly that type (ReLU) runs as one step, y = max(conv(x), 0) computed
-block by block while the output is in cache, saving a pass over the largest
-activations. ``summary()`` shows each fused pair; ``Sequential(layers, fuse=False)``
-runs every layer on its own (same numbers: fusion changes no result).
+step is one layer, or a fused pair: a layer that declares ``fuses_with`` followed by
+exactly that type runs as one step (``forward_pair``, ``backward_pair``), saving
+passes over large activations: Conv2D + ReLU computes y = max(conv(x), 0) block by
+block while the output is in cache; BatchNorm + GELU computes GELU(BN(x)) from x
+in one pass each way without keeping BN's output. ``summary()`` shows each fused
+pair; ``Sequential(layers, fuse=False)`` runs every layer on its own (same numbers:
+fusion changes no result).
 
 Hooks, for looking inside (traces, feature maps, saliency): ``forward_hooks`` and
 ``backward_hooks`` are lists of functions ``hook(i, layer, array)``, called with the
 output of layer i after its forward pass, and with dL/d(output of layer i) before its
-backward pass. While a forward hook is set, every layer runs on its own (no fusion),
-so each one's output exists to be seen; the numbers are the same either way.
+backward pass. While a hook of either kind is set, every layer runs on its own (no
+fusion), so each one's output and gradient exist to be seen; the numbers are the same
+either way. Backward runs the steps the last forward ran.
 
 The first layer's input is the data, whose gradient nobody needs: before each
 backward pass Sequential sets ``needs_input_grad`` to False on every layer up to the
@@ -55,6 +58,7 @@ class Sequential:
         self.released = None       # "predict()" or "backward()" after those: the layers hold nothing for backward
         self.set_input_grads(wanted=False)
         self.steps = self.plan_steps(fuse)
+        self.ran_steps = self.steps    # the steps of the last forward (all single with hooks)
         self.forward_hooks, self.backward_hooks = [], []
 
     def plan_steps(self, fuse=True):
@@ -88,10 +92,11 @@ class Sequential:
         """Every step's forward in turn. release: drop what each layer kept for backward
         as soon as the next has its input (predict)."""
         hooks = self.forward_hooks
-        for step in (self.steps if not hooks else [(i,) for i in range(len(self.layers))]):
+        unfused = hooks or self.backward_hooks
+        self.ran_steps = self.steps if not unfused else [(i,) for i in range(len(self.layers))]
+        for step in self.ran_steps:
             if len(step) == 2:                                 # layer + the activation it fuses
-                layer, activation = self.layers[step[0]], self.layers[step[1]]
-                x = activation.forward_fused(layer.forward(x, training, relu=True))
+                x = self.layers[step[0]].forward_pair(self.layers[step[1]], x, training)
             else:
                 x = self.layers[step[0]].forward(x, training)
                 for hook in hooks:
@@ -128,14 +133,22 @@ class Sequential:
                                "uses what its forward kept)")
 
     def backward_through_layers(self, dy, retain=False):
-        for i in range(len(self.layers) - 1, -1, -1):
+        if self.backward_hooks and any(len(step) == 2 for step in self.ran_steps):
+            raise RuntimeError("Sequential.backward: backward hooks were set after a forward "
+                               "that ran fused pairs, whose inner gradients do not exist; "
+                               "set the hooks before forward")
+        for step in reversed(self.ran_steps):
             if dy is None:                   # below the first trainable layer: nothing to do
                 break
-            for hook in self.backward_hooks:
-                hook(i, self.layers[i], dy)
-            dy = self.layers[i].backward(dy)
+            if len(step) == 2:
+                dy = self.layers[step[0]].backward_pair(self.layers[step[1]], dy)
+            else:
+                for hook in self.backward_hooks:
+                    hook(step[0], self.layers[step[0]], dy)
+                dy = self.layers[step[0]].backward(dy)
             if not retain:
-                self.layers[i].release()     # its saved input is used up: free it now
+                for i in step:
+                    self.layers[i].release()     # its saved input is used up: free it now
         if not retain:
             for layer in self.layers:        # the layers below the first trainable one too
                 layer.release()

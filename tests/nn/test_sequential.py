@@ -172,3 +172,96 @@ def test_sequential_fuses_conv_and_relu(monkeypatch):
     for (name, _, g1), (_, _, g2) in zip(fused.named_parameters(), plain.named_parameters()):
         np.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-6, err_msg=name)
     np.testing.assert_allclose(fused.predict(x, batch_size=3), h, rtol=1e-6, atol=1e-6)
+
+
+def bn_gelu_net(approximate=False, dtype=np.float32):
+    from minicnn.nn import BatchNorm2D, GELU
+    return Sequential([Conv2D(3, 8, 3, rng=0, dtype=dtype), BatchNorm2D(8, dtype=dtype),
+                       GELU(approximate), MaxPool2D(2),
+                       BatchNorm2D(8, freeze_scale=True, dtype=dtype), GELU(approximate),
+                       Flatten(), Dense(6 * 6 * 8, 10, rng=1, dtype=dtype)])
+
+
+def step_numbers(model, x, labels):
+    """(logits, loss gradient's grads by name, running stats) after one training step's
+    forward and backward, and the eval-mode logits."""
+    logits = model.forward(x, training=True)
+    model.backward(softmax_cross_entropy(logits, labels)[1])
+    grads = {name: g.copy() for name, _, g in model.named_parameters()}
+    buffers = {name: a.copy() for name, a in model.named_arrays()}
+    return logits, grads, buffers, model.predict(x, batch_size=3)
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+@pytest.mark.parametrize("approximate,dtype", [(False, np.float32), (True, np.float32),
+                                               (False, np.float64)])
+def test_batchnorm_and_gelu_fused_give_the_same_numbers(backend, approximate, dtype):
+    """BatchNorm2D + GELU run as one step (forward, backward, predict, frozen gamma,
+    running statistics) give what the layers give one by one, to the last bit: on the
+    fast backend's one-pass kernels (float32, exact GELU) and its two-pass fallback
+    (tanh form, float64), and on the reference backend."""
+    x = np.random.default_rng(0).standard_normal((4, 12, 12, 3)).astype(dtype) * 3 + 1
+    labels = np.array([0, 1, 2, 3])
+    fused, plain = bn_gelu_net(approximate, dtype), bn_gelu_net(approximate, dtype)
+    plain = Sequential(plain.layers, fuse=False)
+    assert fused.steps == [(0,), (1, 2), (3,), (4, 5), (6,), (7,)]
+    assert plain.steps == [(i,) for i in range(8)]
+    with mc.use_backend(backend):
+        got, want = step_numbers(fused, x, labels), step_numbers(plain, x, labels)
+    for a, b in zip(got[:1] + got[3:], want[:1] + want[3:]):
+        np.testing.assert_array_equal(a, b)
+    for name in want[1]:
+        np.testing.assert_array_equal(got[1][name], want[1][name], err_msg=name)
+        assert np.isfinite(got[1][name]).all()
+    assert np.abs(got[1]["1.gamma"]).max() > 0 and "4.gamma" not in got[1]      # frozen
+    for name in want[2]:
+        np.testing.assert_array_equal(got[2][name], want[2][name], err_msg=name)
+
+
+def test_batchnorm_gelu_pair_matches_the_formulas_and_keeps_no_gelu_input():
+    """The fused step against GELU(BN(x)) written out in float64, and its gradients by
+    gradient check; the GELU of a fused pair keeps nothing, and BN keeps only x on the
+    fast float32 path (BN's output, GELU's input, is recomputed in backward)."""
+    from minicnn.nn.activations import gelu
+    net = bn_gelu_net()
+    x = np.random.default_rng(3).standard_normal((4, 12, 12, 3)).astype(np.float32)
+    logits = net.forward(x, training=True)
+    bn, act = net.layers[1], net.layers[2]
+    assert act.x is None and bn.z2 is None and bn.x2 is not None
+    h = net.layers[0].forward(x.astype(np.float64).astype(np.float32), training=True)
+    h64 = h.astype(np.float64).reshape(-1, 8)
+    z = (h64 - h64.mean(axis=0)) / np.sqrt(h64.var(axis=0) + bn.eps)
+    want = gelu(z).reshape(h.shape)
+    got = bn.forward_pair(act, h, training=True)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert logits.shape == (4, 10)
+    for backend in ("fast", "reference"):           # float64: the fused steps' gradients
+        with mc.use_backend(backend):
+            net64 = bn_gelu_net(dtype=np.float64)
+            errors = check_model(net64, softmax_cross_entropy,
+                                 np.random.default_rng(4).standard_normal((3, 12, 12, 3)),
+                                 np.array([1, 2, 3]))
+        assert {"x", "1.gamma", "1.beta", "4.beta"} <= set(errors)
+        errors.pop("0.b")                   # BN removes a bias before it: its gradient is 0
+        assert max(errors.values()) < 1e-6, errors
+        assert np.abs(net64.layers[0].grads["b"]).max() < 1e-10
+
+
+def test_hooks_run_the_pair_unfused_and_late_backward_hooks_are_refused():
+    """With a backward hook set before forward, every layer runs on its own and the hook
+    sees dL/d(BN's output) too; set after a fused forward, backward refuses to run
+    rather than skip the pair's inner gradient."""
+    net = bn_gelu_net()
+    x = np.random.default_rng(5).standard_normal((2, 12, 12, 3)).astype(np.float32)
+    seen = []
+    net.backward_hooks.append(lambda i, layer, dy: seen.append(i))
+    y = net.forward(x, training=True)
+    assert net.ran_steps == [(i,) for i in range(8)]
+    net.backward(np.ones_like(y))
+    assert seen == [7, 6, 5, 4, 3, 2, 1, 0]        # BN (1) and GELU (2) each seen
+    net.backward_hooks.clear()
+    y = net.forward(x, training=True)
+    assert net.ran_steps == net.steps
+    net.backward_hooks.append(lambda i, layer, dy: None)
+    with pytest.raises(RuntimeError, match="set the hooks before forward"):
+        net.backward(np.ones_like(y))

@@ -134,6 +134,13 @@ def gelu_exact_f32(v):
     return (v * tail) * s1 * s2 if v < ZERO else v * (ONE - tail * s1 * s2)
 
 
+@njit(inline="always")
+def gelu_exact_backward_f32(v, d):
+    """d * GELU'(v) = d (Phi(v) + v phi(v)) for float32 v and d, Phi(v) = 1 - Phi(-v) for v >= 0."""
+    tail, pdf, s1, s2 = normal_tail_f32(v)
+    return (d * (tail + v * pdf)) * s1 * s2 if v < ZERO else d * (ONE - (tail - v * pdf) * s1 * s2)
+
+
 # ---- tanh form, float64 arithmetic -------------------------------------------------
 @njit(inline="always")
 def exp_neg(t):
@@ -183,10 +190,7 @@ def gelu_backward_f32(x, dy, dx, approximate):
             dx[i] = dy[i] * (s + 2.0 * v * s * s1 * SQRT_2_OVER_PI * (1.0 + 3.0 * A * v * v))
     else:
         for i in prange(x.size):
-            v, d = x[i], dy[i]
-            tail, pdf, s1, s2 = normal_tail_f32(v)
-            dx[i] = (d * (tail + v * pdf)) * s1 * s2 if v < ZERO else \
-                d * (ONE - (tail - v * pdf) * s1 * s2)
+            dx[i] = gelu_exact_backward_f32(x[i], dy[i])
     return dx
 
 

@@ -115,11 +115,13 @@ def forward_product_tile(C, F):
     return 32, 8
 
 
-def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
+def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False, pool=False):
     """y (N, OH, OW, F) = conv(x, weights) + b (then max(y, 0) if relu), stride 1;
     x (N, H, W, C), weights (3, 3, C, F), b (F,) or None. The product tiles are 32
     output channels wide: any other F runs as padded_width(F) with zero filters, of
-    which the kernel writes the first F."""
+    which the kernel writes the first F. pool=True: returns (the 2x2, stride-2
+    max-pool of y (N, OH // 2, OW // 2, F), its argmax as MaxPool2D keeps it) instead,
+    made from each tile's outputs while they are in cache; y itself is never written."""
     N, H, W, C = x.shape
     F_out = weights.shape[3]
     check_inputs("Winograd convolution", x, weights, pad_top, pad_left, b, (OH, OW))
@@ -135,7 +137,13 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
     rows_per_block = max(1, forward_tiles_per_block(C, F) // TW)     # tile rows per block
     tiles_per_block = max(rows_per_block * TW, P)                    # >= one product tile
     bias = np.zeros(0, x.dtype) if b is None else b
-    y = np.empty((N, OH, OW, F_out), dtype=x.dtype)
+    if pool:
+        pooled = np.empty((N, OH // 2, OW // 2, F_out), dtype=x.dtype)
+        arg = np.empty(pooled.shape, dtype=np.int8)
+        y = np.empty((N, OH, OW, 0), dtype=x.dtype)                  # not written
+    else:
+        pooled, arg = np.empty((0, 0, 0, 0), x.dtype), np.empty((0, 0, 0, 0), np.int8)
+        y = np.empty((N, OH, OW, F_out), dtype=x.dtype)
     n_threads = num_threads()
 
     def scratch(size):                   # one flat buffer per thread (sizes: winograd_rows)
@@ -148,10 +156,10 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
         row0, row1 = i * rows_per_block, min(N * TH, i * rows_per_block + rows_per_block)
         winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, bias, relu, y,
                       bands[thread], partial_Vs[thread], Vs[thread], Ms[thread], partial_Ys[thread],
-                      y_tiles_bufs[thread])
+                      y_tiles_bufs[thread], pooled, arg)
 
     parallel_blocks(-(-N * TH // rows_per_block), block)
-    return y
+    return (pooled, arg) if pool else y
 
 
 def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):

@@ -37,6 +37,7 @@ from .. import backend
 from .activations import ReLU
 from .init import as_rng, init_weight
 from .layer import Layer, check_float_dtype, check_positive_int, is_int
+from .pooling import MaxPool2D
 
 
 def conv_output_size(size, k, stride, padding):
@@ -118,7 +119,8 @@ class Conv2D(Layer):
 
     Params: W (KH, KW, C, F), role "weight"; b (F,), role "bias".
     Keeps a reference to x for backward. A ReLU right after it can be fused into
-    its forward pass (``fuses_with``): y = max(conv(x), 0) in one pass.
+    its forward pass (``fuses_with``): y = max(conv(x), 0) in one pass; so can a 2x2,
+    stride-2 MaxPool2D, whose windows the fast backend's Winograd blocks hold whole.
 
     Switches read by the fast backend only (fast/rules.py; tests and benchmarks use
     them): ``allow_winograd``, ``allow_direct`` (False: never that path),
@@ -128,7 +130,7 @@ class Conv2D(Layer):
     """
 
     cached = ("x",)
-    fuses_with = ReLU
+    fuses_with = (ReLU, MaxPool2D)
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding="same",
                  bias=True, init="he", rng=None, dtype=np.float32, name=None,
@@ -191,9 +193,26 @@ class Conv2D(Layer):
         return 2 * OH * OW * self.KH * self.KW * self.C * self.F
 
     # -- the passes ------------------------------------------------------------------
+    def can_fuse(self, next_layer):
+        """A ReLU, or a MaxPool2D of 2x2 windows at stride 2."""
+        return super().can_fuse(next_layer) and (
+            type(next_layer) is not MaxPool2D or (next_layer.K, next_layer.S) == (2, 2))
+
     def forward_pair(self, activation, x, training=False):
-        """y = max(conv(x), 0) in one pass; the ReLU keeps y for its backward."""
-        return activation.forward_fused(self.forward(x, training, relu=True))
+        """ReLU: y = max(conv(x), 0) in one pass; the ReLU keeps y for its backward.
+        MaxPool2D: pool(conv(x)); the fast backend's Winograd path pools each block of
+        outputs while it is in cache and never writes conv(x); the pool keeps what its
+        own forward would (its argmax), so backward runs the two layers in turn."""
+        if type(activation) is ReLU:
+            return activation.forward_fused(self.forward(x, training, relu=True))
+        self.check_input(x, ndim=4, channels=self.C)
+        self.check_params_dtype(x)
+        OH, OW, _, _ = self.geometry(x.shape[1], x.shape[2])
+        activation.output_shape((OH, OW, self.F))        # raises if smaller than a window
+        return backend.run(self, "forward_pool", np.ascontiguousarray(x), training, activation)
+
+    def forward_pool_reference(self, x, training, pool):
+        return pool.forward(self.forward_reference(x, training))
 
     def forward(self, x, training=False, relu=False):
         """y (N, OH, OW, F); relu=True returns max(y, 0) (the fused Conv2D + ReLU)."""

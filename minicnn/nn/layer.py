@@ -23,9 +23,9 @@ Declared attributes (what a container may rely on):
 ``needs_input_grad`` — True: ``backward`` returns dx. A container sets it to False
               on its first layers (the data's side, up to the first trainable
               param): layers that can skip the dx computation then return None.
-``fuses_with`` — the layer type this layer can absorb when it comes right after
-              it (Conv2D: ReLU); ``Sequential`` shows and runs such pairs as
-              one step.
+``fuses_with`` — the layer type (or tuple of types) this layer can absorb when it
+              comes right after it (Conv2D: ReLU, MaxPool2D; BatchNorm: GELU);
+              ``Sequential`` shows and runs such pairs as one step.
 ``roles``   — what each param is for: ``"weight"``, ``"bias"``, ``"norm_scale"``,
               ``"norm_shift"``, ``"whitening_bias"``, ... Training recipes pick
               parameter groups by role, not by name or position.
@@ -96,7 +96,7 @@ class Layer:
     """Base class: holds params/grads/buffers and checks inputs."""
 
     cached = ()          # names of the attributes forward keeps for backward
-    fuses_with = None    # a layer type this one can absorb when it follows (see above)
+    fuses_with = None    # layer type(s) this one can absorb when they follow (see above)
 
     def __init__(self, name=None):
         self.name = name or type(self).__name__
@@ -148,8 +148,8 @@ class Layer:
     def can_fuse(self, next_layer):
         """True when ``next_layer`` is exactly of type ``fuses_with``. Exact types on both
         sides: a subclass may compute something else, so it must declare fusion itself."""
-        return ("fuses_with" in vars(type(self)) and self.fuses_with is not None
-                and type(next_layer) is self.fuses_with)
+        kinds = self.fuses_with if isinstance(self.fuses_with, tuple) else (self.fuses_with,)
+        return "fuses_with" in vars(type(self)) and type(next_layer) in kinds
 
     def forward_pair(self, activation, x, training=False):
         """This layer's forward and then ``activation``'s (of type ``fuses_with``), as

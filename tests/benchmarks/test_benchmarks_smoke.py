@@ -406,3 +406,14 @@ def test_bench_winograd_blocks_prints_a_ratio_per_block_size_and_restores_the_ru
     assert conv_winograd.forward_tiles_per_block is rule and conv_winograd.TILES_PER_BLOCK == size
     with pytest.raises(SystemExit, match="must be >= 1"):
         bench_winograd_blocks.main(["--tiles", "0", "32"])
+
+
+def test_bench_fusion_prints_both_passes_of_each_net(capsys):
+    import bench_fusion
+    bench_fusion.main(["--nets", "airbench", "--batch", "2", "--reps", "1"])
+    rows = [l.split() for l in capsys.readouterr().out.splitlines() if l.startswith("airbench")]
+    assert [r[2] for r in rows] == ["train", "infer"]
+    assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in rows)
+    assert rows[0][-1] == "9"            # airbench: six BatchNorm + GELU, three Conv2D + MaxPool2D
+    with pytest.raises(SystemExit):
+        bench_fusion.main(["--batch", "0"])

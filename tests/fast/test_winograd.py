@@ -378,3 +378,34 @@ def test_conv2d_winograd_weight_grad_matches_other_path(monkeypatch, C, F, H, pa
     plain = forward_backward(C, F, H, padding, x, allow_winograd=False, allow_direct=False)
     for got, want in zip(fast, plain):
         assert got.shape == want.shape and rel_err(got, want) < WINOGRAD_TOL
+
+
+@pytest.mark.parametrize("unit", ["avx2", "avx512"])
+@pytest.mark.parametrize("N,H,W,C,F,bias,relu", [(3, 31, 31, 24, 64, False, False),
+                                                 (2, 7, 7, 64, 256, False, False),
+                                                 (2, 15, 14, 32, 40, True, False),
+                                                 (2, 12, 9, 16, 32, True, True)])
+def test_winograd_forward_pooled_equals_the_pool_of_its_output(unit, N, H, W, C, F, bias, relu):
+    """pool=True: the 2x2, stride-2 max-pool made from each tile's outputs is the
+    max-pool kernel's result on the full output, to the last bit, argmax included:
+    ties (a zero-filter channel: every tap equal) keep the first tap, a NaN wins and
+    stays; odd sizes drop the last row and column as the pool does."""
+    from minicnn.fast.kernels.pooling import maxpool_forward
+    previous = vectors.use_vector_unit(unit)
+    try:
+        rng = np.random.default_rng(N + H + W + F)
+        x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+        x[0, 2, 3, :] = np.nan                                     # NaN outputs around (2, 3)
+        Wt = rng.standard_normal((3, 3, C, F)).astype(np.float32) * 0.1
+        Wt[..., 1] = 0                                             # channel 1: all taps tie
+        b = rng.standard_normal(F).astype(np.float32) if bias else None
+        y = winograd_forward(x, Wt, b, 1, 1, H, W, relu)
+        want, want_arg = np.empty((N, H // 2, W // 2, F), np.float32), np.empty((N, H // 2, W // 2, F), np.int8)
+        maxpool_forward(y, 2, 2, want, want_arg)
+        got, got_arg = winograd_forward(x, Wt, b, 1, 1, H, W, relu, pool=True)
+    finally:
+        vectors.use_vector_unit(previous)
+    assert got.shape == want.shape and got_arg.dtype == np.int8
+    np.testing.assert_array_equal(got, want)                       # NaN where want has NaN
+    np.testing.assert_array_equal(got_arg, want_arg)
+    assert np.isnan(got).any() and (got_arg[..., 1] == 0).all() and (got_arg != 0).any()

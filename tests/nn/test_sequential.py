@@ -265,3 +265,36 @@ def test_hooks_run_the_pair_unfused_and_late_backward_hooks_are_refused():
     net.backward_hooks.append(lambda i, layer, dy: None)
     with pytest.raises(RuntimeError, match="set the hooks before forward"):
         net.backward(np.ones_like(y))
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+def test_conv_and_2x2_maxpool_fused_give_the_same_numbers(backend, monkeypatch):
+    """Conv2D + MaxPool2D(2) run as one step: pooled inside the Winograd kernel where the
+    conv runs on Winograd (spied), else the two forwards in turn (the 3-channel conv runs
+    direct); forward, backward, predict the same bits as one by one. Other pools
+    (3x3, or stride 1) are not fused."""
+    from minicnn.fast import conv as fast_conv
+    from minicnn.nn import BatchNorm2D, GELU
+
+    def net():
+        return Sequential([Conv2D(3, 16, 3, rng=0), MaxPool2D(2), Conv2D(16, 32, 3, rng=1),
+                           MaxPool2D(2), BatchNorm2D(32), GELU(), Conv2D(32, 32, 3, rng=2),
+                           MaxPool2D(3), Flatten(), Dense(2 * 2 * 32, 10, rng=3)])
+    fused, plain = net(), Sequential(net().layers, fuse=False)
+    assert fused.steps == [(0, 1), (2, 3), (4, 5), (6,), (7,), (8,), (9,)]
+    assert not Conv2D(3, 8, 3).can_fuse(MaxPool2D(2, stride=1))
+    x = np.random.default_rng(1).standard_normal((3, 30, 30, 3)).astype(np.float32)
+    pooled = []
+    real = fast_conv.winograd_forward
+    monkeypatch.setattr(fast_conv, "winograd_forward",
+                        lambda *a, **k: pooled.append(k.get("pool", False)) or real(*a, **k))
+    labels = np.array([0, 1, 2])
+    with mc.use_backend(backend):
+        got, want = step_numbers(fused, x, labels), step_numbers(plain, x, labels)
+    if backend == "fast":
+        assert True in pooled                                    # the 16->32 conv pooled inside
+    assert np.isfinite(got[0]).all() and np.abs(got[1]["2.W"]).max() > 0
+    for a, b in zip(got[:1] + got[3:], want[:1] + want[3:]):
+        np.testing.assert_array_equal(a, b)
+    for name in want[1]:
+        np.testing.assert_array_equal(got[1][name], want[1][name], err_msg=name)

@@ -218,9 +218,46 @@ def input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, par
             bt_row(r, partial_V, offs, V, uint64(6 * r + s) * V_k_stride + tile_start, row_len)
 
 
+@njit(nogil=True, inline="always", boundscheck=False)
+def put_pooled_rows(y_tiles, TW, F, b, relu, n, ty, pooled, arg):
+    """The 2x2, stride-2 max-pool of one tile row's 4x4 outputs (plus bias, then ReLU),
+    written to pooled (N, OH // 2, OW // 2, F_out) and its argmax to arg (int8): the
+    pooled rows 2 ty and 2 ty + 1, tiles' outputs (4 ty + r, 4 tx + s) in y_tiles at
+    ((r * 4 + s) * TW + tx) * F. The taps are visited in maxpool_forward's order with
+    its test (kernels/pooling.py): ties keep the first maximum, a NaN wins and stays."""
+    POH, POW, F_out = pooled.shape[1], pooled.shape[2], pooled.shape[3]
+    zero = np.float32(0.0)
+    taps = (np.float32(0.0), np.float32(1.0), np.float32(2.0), np.float32(3.0))
+    for pr in range(2):
+        pi = 2 * ty + pr                              # pooled row
+        if pi >= POH:
+            continue
+        for pj in range(POW):                         # pooled column: tile tx, half ps
+            tx, ps = pj // 2, pj % 2
+            dst = ((n * POH + pi) * POW + pj) * F_out
+            for f in range(F_out):
+                best_value = zero
+                best_tap = zero
+                for t in range(4):                    # tap kh * 2 + kw
+                    r, s = 2 * pr + t // 2, 2 * ps + t % 2
+                    v = y_tiles[((r * 4 + s) * TW + tx) * F + f]
+                    if b.size:
+                        v = v + b[f]
+                    if relu:
+                        v = max(v, zero)
+                    if t == 0:
+                        best_value = v
+                    else:
+                        wins = (not (v <= best_value)) & (best_value == best_value)
+                        best_tap = taps[t] if wins else best_tap
+                        best_value = v if wins else best_value
+                pooled[n, pi, pj, f] = best_value
+                arg[n, pi, pj, f] = np.int8(best_tap)
+
+
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
 def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, band, partial_V, V,
-                  M, partial_Y, y_tiles):
+                  M, partial_Y, y_tiles, pooled, arg):
     """Tile rows row0 .. row1-1 (tile row n * TH + ty, TH = ceil(OH / 4)) of
     y = conv3x3(x) + b (then max(., 0) if relu), by F(4x4, 3x3).
 
@@ -231,7 +268,10 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, ban
     Scratch (flat float32 arrays), TW = ceil(OW / 4), T = (row1 - row0) * TW tiles:
     band >= 4*6*(TW+1)*C (the input rows, module docstring), partial_V >= 36*TW*C
     (step 1), V >= 36*max(T, P)*C, M >= 36*max(T, P)*F,
-    partial_Y >= 24*TW*F (step 3), y_tiles >= 16*TW*F (step 4: the 4x4 outputs of one tile row)."""
+    partial_Y >= 24*TW*F (step 3), y_tiles >= 16*TW*F (step 4: the 4x4 outputs of one tile row).
+    pooled (N, OH // 2, OW // 2, F_out) and arg (same shape, int8), when not empty: the
+    output goes through a 2x2, stride-2 max-pool instead, written there (y is not
+    written; put_pooled_rows)."""
     N, H, W, C = x.shape
     OH, OW, F_out = y.shape[1], y.shape[2], y.shape[3]
     TH, TW = (OH + 3) // 4, (OW + 3) // 4
@@ -281,6 +321,9 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, ban
                 offs[j] = uint64(r * 6 + j) * row_len
             for s in range(4):
                 at_row(s, partial_Y, offs, y_tiles, uint64(r * 4 + s) * row_len, row_len)
+        if pooled.size:                               # bias, ReLU, 2x2 max-pool
+            put_pooled_rows(y_tiles, TW, F, b, relu, n, ty, pooled, arg)
+            continue
         for r in range(4):                            # bias, ReLU, put in place (cropped)
             oh = 4 * ty + r
             if oh >= OH:

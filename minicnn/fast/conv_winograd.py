@@ -10,12 +10,12 @@ Here the work is cut into blocks of whole tile rows, about TILES_PER_BLOCK tiles
 each (forward_tiles_per_block: more on cores with a large L2), handed to every
 core (parallel.py), each core with its own scratch: V and M of a block, 36
 positions x 32 tiles x (C + F) floats, 295 KB for 32 + 32 channels, stay in the
-core's L2 cache (for dW with C * F above PACKED_DW_ABOVE, blocks of 128
-tiles whose V and E are repacked panel by panel, kernels/winograd_grad.py). dW sums its blocks into one (36, C, F) accumulator per
-fixed group of blocks (REDUCE_GROUPS in conv.py), then the groups in order:
-reproducible whatever the thread timing. The weight transforms (U for the forward
-pass and dx; the groups' sum and G^T M G for dW) are shared out by input channel
-among the cores for large layers.
+core's L2 cache (for dW with C * F above PACKED_DW_ABOVE, blocks of 128 tiles
+whose V and E are repacked panel by panel, kernels/winograd_grad.py). dW sums its
+blocks into one (36, C, F) accumulator per fixed group of blocks (REDUCE_GROUPS in
+conv.py), then the groups in order: reproducible whatever the thread timing. The
+weight transforms (U for the forward pass and dx; the groups' sum and G^T M G for
+dW) are shared out by input channel among the cores for large layers.
 
 Measurements of these paths against the others: docs/performance.md, "Winograd".
 """
@@ -54,9 +54,9 @@ def over_input_channels(C, F, transform):
                                                           (i + 1) * C // n_ranges))
 
 
-def weight_transform(W, FB):
-    """U (36, F/FB, C, FB) = G g G^T per (c, f), packed in FB-channel blocks
-    (kernels/winograd.py, weight_transform; here on every core for large layers)."""
+def parallel_weight_transform(W, FB):
+    """U (36, F/FB, C, FB) = G g G^T per (c, f), packed in FB-channel blocks: the
+    kernels' weight_transform (kernels/winograd.py), on every core for large layers."""
     C, F = W.shape[2:]
     U = np.empty((36, F // FB, C, FB), W.dtype)
     W = np.ascontiguousarray(W)
@@ -85,8 +85,8 @@ def forward_tiles_per_block(C, F):
     """Tiles per block of the forward/dx Winograd: TILES_PER_BLOCK, or on cores with a
     large L2 (LARGE_L2_BYTES) more where it pays: WIDE_LAYER_TILES when U is large (the
     products read all of U once per block, so larger blocks read it fewer times) and
-    THIN_LAYER_TILES when each tile's V and M are small (docs/performance.md, "Winograd
-    blocks")."""
+    THIN_LAYER_TILES when each tile's V and M are small (docs/performance.md, "Serial
+    tails and block sizes")."""
     if l2_cache_bytes() >= LARGE_L2_BYTES:
         if C * F >= 64 * 256:
             return WIDE_LAYER_TILES
@@ -132,7 +132,7 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False, pool=
         weights = np.pad(weights, ((0, 0), (0, 0), (0, 0), (0, F - F_out)))
     x = np.ascontiguousarray(x)
     FB, P = forward_product_tile(C, F)
-    U_packed = weight_transform(weights, FB)                         # (36, F/FB, C, FB)
+    U_packed = parallel_weight_transform(weights, FB)                # (36, F/FB, C, FB)
     TH, TW = -(-OH // 4), -(-OW // 4)                                # tile rows, tiles per row
     rows_per_block = max(1, forward_tiles_per_block(C, F) // TW)     # tile rows per block
     tiles_per_block = max(rows_per_block * TW, P)                    # >= one product tile

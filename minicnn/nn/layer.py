@@ -146,8 +146,9 @@ class Layer:
         raise NotImplementedError
 
     def can_fuse(self, next_layer):
-        """True when ``next_layer`` is exactly of type ``fuses_with``. Exact types on both
-        sides: a subclass may compute something else, so it must declare fusion itself."""
+        """True when ``next_layer``'s type is exactly ``fuses_with`` (or one in it). Exact
+        types on both sides: a subclass may compute something else, so it must declare
+        fusion itself."""
         kinds = self.fuses_with if isinstance(self.fuses_with, tuple) else (self.fuses_with,)
         return "fuses_with" in vars(type(self)) and type(next_layer) in kinds
 

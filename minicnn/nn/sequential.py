@@ -11,8 +11,9 @@ Steps: the layers run in ``steps``, a list made once when the model is built. A
 step is one layer, or a fused pair: a layer that declares ``fuses_with`` followed by
 exactly that type runs as one step (``forward_pair``, ``backward_pair``), saving
 passes over large activations: Conv2D + ReLU computes y = max(conv(x), 0) block by
-block while the output is in cache; BatchNorm + GELU computes GELU(BN(x)) from x
-in one pass each way without keeping BN's output. ``summary()`` shows each fused
+block while the output is in cache; Conv2D + a 2x2 MaxPool2D pools each block of the
+conv's output there and never writes the full map; BatchNorm + GELU computes
+GELU(BN(x)) from x in one pass each way without keeping BN's output. ``summary()`` shows each fused
 pair; ``Sequential(layers, fuse=False)`` runs every layer on its own (same numbers:
 fusion changes no result).
 

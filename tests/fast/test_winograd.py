@@ -312,7 +312,7 @@ def test_large_layers_share_the_weight_transforms_with_the_same_bits(monkeypatch
     real = cw.weight_transform_into
     monkeypatch.setattr(cw, "weight_transform_into",
                         lambda W, G_, U, c0, c1: ranges.append((c0, c1)) or real(W, G_, U, c0, c1))
-    U = cw.weight_transform(Wt, 32)
+    U = cw.parallel_weight_transform(Wt, 32)
     covered = sorted(c for c0, c1 in ranges for c in range(c0, c1))
     assert covered == list(range(24))                                  # each channel once
     assert (len(ranges) > 1) == (threshold == 0)                       # shared out or not

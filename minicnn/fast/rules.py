@@ -42,7 +42,7 @@ MIN_WINOGRAD_SIDE = 7        # winograd: output map (forward, dW) or input map (
 MIN_WINOGRAD_CHANNELS = 16   # winograd: input channels of the product (C forward, F for dx)
 MIN_WINOGRAD_CHANNEL_USE = 0.75  # winograd: of the product's output channels padded to a
                                  # multiple of 32 (padded_width), at least this share real
-MIN_PACKED_WINOGRAD_DW_TILES = 1024  # winograd dW with C * F above PACKED_DW_ABOVE: at
+MIN_PACKED_WINOGRAD_DW_TILES = 64    # winograd dW with C * F above PACKED_DW_ABOVE: at
                                      # least this many 4x4 tiles in the batch
 MIN_DIRECT_WIDTH = 12        # direct: maps at least this wide
 MAX_DIRECT_CHANNELS = 64     # direct: the product's output channels at most this many
@@ -100,7 +100,8 @@ def winograd_dx_fits(layer, shape):
 
 def winograd_dW_fits(layer, shape):
     """4 x 16 tiles (C % 4, F % 16); at C * F above PACKED_DW_ABOVE (packed products, one
-    (36, C, F) accumulator of 9 MB at 256 x 256) only on enough tiles to pay for it."""
+    (36, C, F) accumulator of 9 MB at 256 x 256) only on enough tiles to pay for it:
+    16 images of 7 x 7 maps on the Xeon, once its tail ran on every core."""
     tiles = shape.N * (-(-shape.OH // 4)) * (-(-shape.OW // 4))
     return (shape.need_dW and tiles_can_run(layer, shape)
             and winograd_common(layer, min(shape.OH, shape.OW))

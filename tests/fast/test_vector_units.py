@@ -206,7 +206,7 @@ def test_winograd_forward_and_weight_grad_on_both_units(unit, N, H, W, C, F, pad
     Wt = rng.standard_normal((3, 3, C, F)).astype(np.float32)
     b = rng.standard_normal(F).astype(np.float32)
     OH, OW = H + 2 * pad - 2, W + 2 * pad - 2
-    transforms = record_arg(monkeypatch, conv_winograd, "weight_transform", 1)
+    transforms = record_arg(monkeypatch, conv_winograd, "parallel_weight_transform", 1)
     product_tiles = record_arg(monkeypatch, conv_winograd, "winograd_rows", 6)       # P
     y = winograd_forward(x, Wt, b, pad, pad, OH, OW)
     ref = direct_conv_reference(x.astype(np.float64), Wt.astype(np.float64), pad, pad, OH, OW) + b

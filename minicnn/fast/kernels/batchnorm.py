@@ -107,6 +107,8 @@ def affine_backward(x2, dy2, mu, p, q, r, dx2):
 
 
 # ---- BatchNorm + GELU as one step (float32, GELU's exact form) --------------------------
+# normalize_gelu walks the rows as normalize does and adds GELU: as with the two sums
+# kernels, two short kernels read better than one with a flag tested per element.
 @njit(parallel=True, cache=True, fastmath={"contract"})
 def normalize_gelu(x2, mu, a, beta, y2):
     """y = GELU((x - mu) * a + beta), row by row, without storing the normalised z."""

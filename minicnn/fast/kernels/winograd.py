@@ -227,14 +227,12 @@ def put_pooled_rows(y_tiles, TW, F, b, relu, n, ty, pooled, arg):
     its test (kernels/pooling.py): ties keep the first maximum, a NaN wins and stays."""
     POH, POW, F_out = pooled.shape[1], pooled.shape[2], pooled.shape[3]
     zero = np.float32(0.0)
-    taps = (np.float32(0.0), np.float32(1.0), np.float32(2.0), np.float32(3.0))
     for pr in range(2):
         pi = 2 * ty + pr                              # pooled row
         if pi >= POH:
             continue
         for pj in range(POW):                         # pooled column: tile tx, half ps
             tx, ps = pj // 2, pj % 2
-            dst = ((n * POH + pi) * POW + pj) * F_out
             for f in range(F_out):
                 best_value = zero
                 best_tap = zero
@@ -249,7 +247,7 @@ def put_pooled_rows(y_tiles, TW, F, b, relu, n, ty, pooled, arg):
                         best_value = v
                     else:
                         wins = (not (v <= best_value)) & (best_value == best_value)
-                        best_tap = taps[t] if wins else best_tap
+                        best_tap = np.float32(t) if wins else best_tap
                         best_value = v if wins else best_value
                 pooled[n, pi, pj, f] = best_value
                 arg[n, pi, pj, f] = np.int8(best_tap)

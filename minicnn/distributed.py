@@ -46,6 +46,7 @@ cluster with its own MPI, ``pip install mpi4py --no-binary mpi4py`` builds again
 """
 import os
 import sys
+import time
 import traceback
 import zlib
 
@@ -56,6 +57,10 @@ from .nn.batchnorm import BatchNorm1D, BatchNorm2D
 # Variables that MPI launchers set in every process they start: (variable, what it holds)
 LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS",
                       "SLURM_NTASKS")
+
+# Seconds a failing rank waits after printing its traceback, before MPI_Abort kills the job
+# (time for the launcher to forward the text; see Ranks.abort_on_error).
+ABORT_GRACE_SECONDS = 1.0
 
 
 class DistributedError(RuntimeError):
@@ -133,11 +138,17 @@ class Ranks:
     # -- errors ----------------------------------------------------------------------------
     def abort_on_error(self):
         """From now on an uncaught exception on any rank prints that rank's traceback
-        and aborts the whole job (exit code non-zero everywhere) instead of a hang."""
+        and aborts the whole job (exit code non-zero everywhere) instead of a hang.
+
+        The launcher forwards each rank's stderr through a pipe, and ``MPI_Abort`` kills
+        every process at once: without a pause, the traceback can still be in that pipe
+        when the launcher exits, and the user sees a failed job with no reason. The hook
+        waits ``ABORT_GRACE_SECONDS`` between the flush and the abort."""
         def hook(kind, value, tb):
             text = "".join(traceback.format_exception(kind, value, tb))
             sys.stderr.write(f"[rank {self.rank} of {self.size}] {text}")
             sys.stderr.flush()
+            time.sleep(ABORT_GRACE_SECONDS)
             self.comm.Abort(1)
         sys.excepthook = hook
 

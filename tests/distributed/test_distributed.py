@@ -87,7 +87,8 @@ def test_per_rank_batchnorm_is_not_the_one_process_model(tmp_path):
 def test_a_failing_rank_stops_the_whole_job_with_its_error(tmp_path):
     proc = launch(2, "raise", tmp_path, check=False)
     assert proc.returncode != 0
-    assert "injected failure on rank 1" in proc.stderr
+    assert "injected failure on rank 1" in proc.stderr, (
+        f"exit {proc.returncode}; stdout: {proc.stdout!r}; stderr: {proc.stderr!r}")
     assert "[rank 1 of 2]" in proc.stderr
     assert not (tmp_path / "weights.npz").exists()
 

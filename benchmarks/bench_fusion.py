@@ -1,10 +1,10 @@
-"""What Sequential's fused pairs are worth: the same network with and without fusion.
+"""What Sequential's fused steps are worth: the same network with and without fusion.
 
     python benchmarks/bench_fusion.py [--nets airbench simple] [--batch 128 1000]
                                       [--reps 7]
 
-Builds each network twice, ``Sequential(layers)`` (Conv2D + ReLU and BatchNorm + GELU
-pairs fused) and ``Sequential(copies of the layers, fuse=False)``, and times a training
+Builds each network twice, ``Sequential(layers)`` (Conv2D + ReLU, Conv2D [+ ReLU] + 2x2
+MaxPool2D and BatchNorm + GELU fused) and ``Sequential(copies of the layers, fuse=False)``, and times a training
 step (forward, backward of a constant gradient) and an inference pass
 (``predict(x, batch_size=N)``) of both, taking turns within each repetition (the one
 going first alternates), median
@@ -47,11 +47,11 @@ def main(argv=None):
         ap.error(f"--batch and --reps must be >= 1, got {args.batch} and {args.reps}")
     print(f"# wall ms, median of {args.reps} after a warm-up, threads "
           f"{minicnn.fast.parallel.num_threads()}")
-    print(f"{'net':9s} {'batch':>5s} {'pass':6s} {'fused':>9s} {'unfused':>9s} {'speed-up':>9s}  pairs")
+    print(f"{'net':9s} {'batch':>5s} {'pass':6s} {'fused':>9s} {'unfused':>9s} {'speed-up':>9s}  layers fused")
     for net in args.nets:
         fused = getattr(zoo, net)()
         unfused = Sequential(copy.deepcopy(fused.layers), fuse=False)
-        pairs = sum(len(step) == 2 for step in fused.steps)
+        fused_layers = sum(len(step) - 1 for step in fused.steps)
         for batch in args.batch:
             x = np.random.default_rng(0).standard_normal((batch, 32, 32, 3)).astype(np.float32)
             for label, run in (("train", train_step), ("infer", infer)):
@@ -65,7 +65,7 @@ def main(argv=None):
                             times[name].append(time.perf_counter() - start)
                 a, b = np.median(times["fused"]), np.median(times["unfused"])
                 print(f"{net:9s} {batch:5d} {label:6s} {a * 1e3:9.1f} {b * 1e3:9.1f} "
-                      f"{b / a:9.3f}  {pairs}", flush=True)
+                      f"{b / a:9.3f}  {fused_layers}", flush=True)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def fast_implementation(layer_type, pass_name):
 
 def run(layer, pass_name, *args, **kwargs):
     """Compute one pass of ``layer`` on the active backend (a forward pass: "forward",
-    or a fused pair's, "forward_gelu") or on the backend that ran its forward (backward)."""
+    or a fused step's, "forward_gelu") or on the backend that ran its forward (backward)."""
     if pass_name.startswith("forward"):
         fast = _active == "fast" and fast_implementation(type(layer), pass_name) is not None
         layer.ran_on = "fast" if fast else "reference"      # the code that actually runs

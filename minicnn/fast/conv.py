@@ -70,17 +70,18 @@ def conv2d_forward(layer, x, training=False, relu=False):
 
 
 @register(Conv2D, "forward_pool")
-def conv2d_pool_forward(layer, x, training, pool):
-    """pool(conv(x)) for a 2x2, stride-2 MaxPool2D: pooled by the Winograd kernel, block
-    by block, where the forward pass runs on Winograd; else the two forwards in turn.
-    Either way ``pool`` keeps its argmax and input shape for its backward."""
+def conv2d_pool_forward(layer, x, training, pool, relu=False):
+    """pool(conv(x)), or pool(max(conv(x), 0)) when relu, for a 2x2, stride-2 MaxPool2D:
+    pooled by the Winograd kernel, block by block, where the forward pass runs on
+    Winograd; else the two forwards in turn. Either way ``pool`` keeps its argmax and
+    input shape for its backward."""
     shape = conv_shape(layer, x.shape, x.dtype)
     if conv_path(layer, "forward", shape) != "winograd" or (pool.K, pool.S) != (2, 2):
-        return pool.forward(conv2d_forward(layer, x, training))
+        return pool.forward(conv2d_forward(layer, x, training, relu))
     layer.x = x
     W, b = layer.params["W"], layer.params["b"] if layer.use_bias else None
     pooled, pool.arg = winograd_forward(x, W, b, shape.pad_top, shape.pad_left, shape.OH,
-                                        shape.OW, pool=True)
+                                        shape.OW, relu=relu, pool=True)
     pool.x_shape, pool.x_dtype = (shape.N, shape.OH, shape.OW, layer.F), x.dtype
     pool.ran_on = "fast"
     return pooled

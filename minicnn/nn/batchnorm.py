@@ -109,13 +109,15 @@ class _BatchNorm(Layer):
     def backward(self, dy):
         return backend.run(self, "backward", self.grad_matrix(dy)).reshape(self.x_shape)
 
-    def forward_pair(self, gelu_layer, x, training=False):
-        """y = GELU(BN(x)) as one step (module docstring); ``gelu_layer`` keeps nothing."""
+    def forward_fused(self, following, x, training=False):
+        """y = GELU(BN(x)) as one step (module docstring); the GELU layer keeps nothing."""
+        (gelu_layer,) = following
         gelu_layer.check_input(x)
         return backend.run(self, "forward_gelu", self.input_matrix(x, training), training,
                            gelu_layer.approximate).reshape(x.shape)
 
-    def backward_pair(self, gelu_layer, dy):
+    def backward_fused(self, following, dy):
+        (gelu_layer,) = following
         return backend.run(self, "backward_gelu", self.grad_matrix(dy),
                            gelu_layer.approximate).reshape(self.x_shape)
 

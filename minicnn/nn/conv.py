@@ -104,6 +104,11 @@ def conv2d_backward(dy, x, W, stride, pads):
     return np.ascontiguousarray(dx), dW, db
 
 
+def is_2x2_max_pool(layer):
+    """True for a MaxPool2D (exactly) of 2x2 windows at stride 2: the pool Conv2D fuses."""
+    return type(layer) is MaxPool2D and (layer.K, layer.S) == (2, 2)
+
+
 class Conv2D(Layer):
     """2-D convolution on NHWC input.
 
@@ -120,7 +125,8 @@ class Conv2D(Layer):
     Params: W (KH, KW, C, F), role "weight"; b (F,), role "bias".
     Keeps a reference to x for backward. A ReLU right after it can be fused into
     its forward pass (``fuses_with``): y = max(conv(x), 0) in one pass; so can a 2x2,
-    stride-2 MaxPool2D, whose windows the fast backend's Winograd blocks hold whole.
+    stride-2 MaxPool2D, whose windows the fast backend's Winograd blocks hold whole,
+    alone or after such a ReLU (conv, ReLU and pool as one step).
 
     Switches read by the fast backend only (fast/rules.py; tests and benchmarks use
     them): ``allow_winograd``, ``allow_direct`` (False: never that path),
@@ -195,24 +201,49 @@ class Conv2D(Layer):
     # -- the passes ------------------------------------------------------------------
     def can_fuse(self, next_layer):
         """A ReLU, or a MaxPool2D of 2x2 windows at stride 2."""
-        return super().can_fuse(next_layer) and (
-            type(next_layer) is not MaxPool2D or (next_layer.K, next_layer.S) == (2, 2))
+        return super().can_fuse(next_layer) and (type(next_layer) is not MaxPool2D
+                                                 or is_2x2_max_pool(next_layer))
 
-    def forward_pair(self, activation, x, training=False):
-        """ReLU: y = max(conv(x), 0) in one pass; the ReLU keeps y for its backward.
-        MaxPool2D: pool(conv(x)); the fast backend's Winograd path pools each block of
-        outputs while it is in cache and never writes conv(x); the pool keeps what its
-        own forward would (its argmax), so backward runs the two layers in turn."""
-        if type(activation) is ReLU:
-            return activation.forward_fused(self.forward(x, training, relu=True))
+    def fused_count(self, following):
+        """2 for a ReLU followed by a 2x2, stride-2 MaxPool2D (the three run as one
+        step), else 1 for either of them alone, else 0."""
+        taken = super().fused_count(following)
+        if (taken and type(following[0]) is ReLU and len(following) > 1
+                and is_2x2_max_pool(following[1])):
+            return 2
+        return taken
+
+    def forward_fused(self, following, x, training=False):
+        """(ReLU,): y = max(conv(x), 0) in one pass; the ReLU keeps y for its backward.
+        (MaxPool2D,) and (ReLU, MaxPool2D): pool(conv(x)), or pool(max(conv(x), 0)).
+        The fast backend's Winograd path pools each block of outputs while it is in
+        cache and never writes the full map; the pool keeps what its own forward would
+        (its argmax). ReLU and a max-pool commute, max(pool(z), 0) = pool(max(z, 0)),
+        and so do their gradients (below), so the ReLU keeps the pooled output for its
+        backward: a quarter of the map it would keep after the conv."""
+        kinds = tuple(type(layer) for layer in following)
+        if kinds == (ReLU,):
+            return following[0].forward_fused(self.forward(x, training, relu=True))
         self.check_input(x, ndim=4, channels=self.C)
         self.check_params_dtype(x)
         OH, OW, _, _ = self.geometry(x.shape[1], x.shape[2])
-        activation.output_shape((OH, OW, self.F))        # raises if smaller than a window
-        return backend.run(self, "forward_pool", np.ascontiguousarray(x), training, activation)
+        pool, relu = following[-1], kinds[0] is ReLU
+        pool.output_shape((OH, OW, self.F))              # raises if smaller than a window
+        pooled = backend.run(self, "forward_pool", np.ascontiguousarray(x), training, pool, relu)
+        return following[0].forward_fused(pooled) if relu else pooled
 
-    def forward_pool_reference(self, x, training, pool):
-        return pool.forward(self.forward_reference(x, training))
+    def backward_fused(self, following, dy):
+        """(ReLU, MaxPool2D): the ReLU's backward at the pooled size first, then the
+        pool's, then this layer's. The same numbers as the three in turn: the pool's
+        argmax is taken over max(z, 0), and at that tap z > 0 exactly where the pooled
+        output is > 0, the ReLU's mask."""
+        if tuple(type(layer) for layer in following) == (ReLU, MaxPool2D):
+            relu, pool = following
+            return self.backward(pool.backward(relu.backward(dy)))
+        return super().backward_fused(following, dy)
+
+    def forward_pool_reference(self, x, training, pool, relu=False):
+        return pool.forward(self.forward_reference(x, training, relu))
 
     def forward(self, x, training=False, relu=False):
         """y (N, OH, OW, F); relu=True returns max(y, 0) (the fused Conv2D + ReLU)."""

@@ -25,7 +25,9 @@ Declared attributes (what a container may rely on):
               param): layers that can skip the dx computation then return None.
 ``fuses_with`` — the layer type (or tuple of types) this layer can absorb when it
               comes right after it (Conv2D: ReLU, MaxPool2D; BatchNorm: GELU);
-              ``Sequential`` shows and runs such pairs as one step.
+              ``Sequential`` shows and runs such a run of layers as one step
+              (``fused_count`` says how many follow: Conv2D takes a ReLU and then
+              a 2x2 max-pool too).
 ``roles``   — what each param is for: ``"weight"``, ``"bias"``, ``"norm_scale"``,
               ``"norm_shift"``, ``"whitening_bias"``, ... Training recipes pick
               parameter groups by role, not by name or position.
@@ -152,16 +154,25 @@ class Layer:
         kinds = self.fuses_with if isinstance(self.fuses_with, tuple) else (self.fuses_with,)
         return "fuses_with" in vars(type(self)) and type(next_layer) in kinds
 
-    def forward_pair(self, activation, x, training=False):
-        """This layer's forward and then ``activation``'s (of type ``fuses_with``), as
-        one step: a layer that declares ``fuses_with`` says here how it fuses them."""
+    def fused_count(self, following):
+        """How many of ``following`` (the layers after this one, in order) this layer's
+        fused step takes in: 1 when it can fuse with the next one (``can_fuse``), else 0.
+        A layer that fuses a longer run says so here (Conv2D: ReLU, then a max-pool)."""
+        return 1 if following and self.can_fuse(following[0]) else 0
+
+    def forward_fused(self, following, x, training=False):
+        """This layer's forward and then those of ``following`` (the layers it takes in,
+        ``fused_count``), as one step: a layer that declares ``fuses_with`` says here
+        how it fuses them."""
         raise NotImplementedError(f"{self.name}: declares no fused forward")
 
-    def backward_pair(self, activation, dy):
-        """Backward of a step made by ``forward_pair``: dL/d(the pair's input) from
-        dL/d(its output). Here the activation's backward, then this layer's; a layer
-        whose fused forward keeps less than the two would overrides it."""
-        return self.backward(activation.backward(dy))
+    def backward_fused(self, following, dy):
+        """Backward of a step made by ``forward_fused``: dL/d(the step's input) from
+        dL/d(its output). Here the following layers' backward passes, last first, then
+        this layer's; a layer whose fused forward keeps something else overrides it."""
+        for layer in reversed(following):
+            dy = layer.backward(dy)
+        return self.backward(dy)
 
     def release(self):
         """Drop what forward kept for backward. Inference calls this after each layer

@@ -8,14 +8,15 @@ Names: parameter ``key`` of layer ``i`` is called ``"i.key"`` (``"0.W"``,
 ``"3.gamma"``) in ``named_parameters()``, ``state_dict()`` and saved files.
 
 Steps: the layers run in ``steps``, a list made once when the model is built. A
-step is one layer, or a fused pair: a layer that declares ``fuses_with`` followed by
-exactly that type runs as one step (``forward_pair``, ``backward_pair``), saving
-passes over large activations: Conv2D + ReLU computes y = max(conv(x), 0) block by
-block while the output is in cache; Conv2D + a 2x2 MaxPool2D pools each block of the
-conv's output there and never writes the full map; BatchNorm + GELU computes
-GELU(BN(x)) from x in one pass each way without keeping BN's output. ``summary()`` shows each fused
-pair; ``Sequential(layers, fuse=False)`` runs every layer on its own (same numbers:
-fusion changes no result).
+step is one layer, or a fused run: a layer that declares ``fuses_with`` followed by
+exactly that type (``fused_count`` says how many) runs as one step (``forward_fused``,
+``backward_fused``), saving passes over large activations: Conv2D + ReLU computes
+y = max(conv(x), 0) block by block while the output is in cache; Conv2D + a 2x2
+MaxPool2D (after a ReLU or not) pools each block of the conv's output there and never
+writes the full map; BatchNorm + GELU computes GELU(BN(x)) from x in one pass each
+way without keeping BN's output. ``summary()`` shows each fused layer;
+``Sequential(layers, fuse=False)`` runs every layer on its own (same numbers: fusion
+changes no result).
 
 Hooks, for looking inside (traces, feature maps, saliency): ``forward_hooks`` and
 ``backward_hooks`` are lists of functions ``hook(i, layer, array)``, called with the
@@ -63,16 +64,17 @@ class Sequential:
         self.forward_hooks, self.backward_hooks = [], []
 
     def plan_steps(self, fuse=True):
-        """[(i,) or (i, i + 1), ...]: the layers in order, fused pairs as one step."""
+        """[(i,), (i, i + 1, ...), ...]: the layers in order, each fused run as one step."""
         steps, i = [], 0
         while i < len(self.layers):
-            if fuse and i + 1 < len(self.layers) and self.layers[i].can_fuse(self.layers[i + 1]):
-                steps.append((i, i + 1))
-                i += 2
-            else:
-                steps.append((i,))
-                i += 1
+            taken = self.layers[i].fused_count(self.layers[i + 1:]) if fuse else 0
+            steps.append(tuple(range(i, i + 1 + taken)))
+            i += 1 + taken
         return steps
+
+    def step_layers(self, step):
+        """(the step's first layer, the layers it takes in) for a step of ``steps``."""
+        return self.layers[step[0]], tuple(self.layers[j] for j in step[1:])
 
     def __iter__(self):
         return iter(self.layers)
@@ -96,8 +98,9 @@ class Sequential:
         unfused = hooks or self.backward_hooks
         self.ran_steps = self.steps if not unfused else [(i,) for i in range(len(self.layers))]
         for step in self.ran_steps:
-            if len(step) == 2:                                 # layer + the activation it fuses
-                x = self.layers[step[0]].forward_pair(self.layers[step[1]], x, training)
+            if len(step) > 1:                                  # a layer + the ones it fuses
+                first, following = self.step_layers(step)
+                x = first.forward_fused(following, x, training)
             else:
                 x = self.layers[step[0]].forward(x, training)
                 for hook in hooks:
@@ -134,15 +137,16 @@ class Sequential:
                                "uses what its forward kept)")
 
     def backward_through_layers(self, dy, retain=False):
-        if self.backward_hooks and any(len(step) == 2 for step in self.ran_steps):
+        if self.backward_hooks and any(len(step) > 1 for step in self.ran_steps):
             raise RuntimeError("Sequential.backward: backward hooks were set after a forward "
-                               "that ran fused pairs, whose inner gradients do not exist; "
+                               "that ran fused steps, whose inner gradients do not exist; "
                                "set the hooks before forward")
         for step in reversed(self.ran_steps):
             if dy is None:                   # below the first trainable layer: nothing to do
                 break
-            if len(step) == 2:
-                dy = self.layers[step[0]].backward_pair(self.layers[step[1]], dy)
+            if len(step) > 1:
+                first, following = self.step_layers(step)
+                dy = first.backward_fused(following, dy)
             else:
                 for hook in self.backward_hooks:
                     hook(step[0], self.layers[step[0]], dy)
@@ -292,14 +296,14 @@ class Sequential:
     # -- description ------------------------------------------------------------
     def summary(self, input_shape=(32, 32, 3), paths=False, batch_size=128):
         """A table of each layer's output shape, parameter count and forward FLOPs per
-        example (multiply-add = 2). ``input_shape`` excludes the batch axis. Fused
-        pairs are marked. ``paths=True`` adds which code computes each layer's forward
+        example (multiply-add = 2). ``input_shape`` excludes the batch axis. Layers
+        fused into the one before them are marked. ``paths=True`` adds which code computes each layer's forward
         pass, dx and dW on the active backend, for a batch of ``batch_size``
         (a Conv2D's choice depends on its map sizes, channels and dtype: fast/rules.py).
         A layer that cannot take the shape the one before gives raises a ValueError
         (``layer_shapes``)."""
         batch_size = check_positive_int("Sequential.summary", "batch_size", batch_size)
-        fused_into = {step[1]: step[0] for step in self.steps if len(step) == 2}
+        fused_into = {j: step[0] for step in self.steps for j in step[1:]}
         rows, total_p, total_f = [], 0, 0
         for i, (in_shape, shape) in enumerate(self.layer_shapes(input_shape)):
             layer = self.layers[i]

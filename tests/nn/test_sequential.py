@@ -153,7 +153,7 @@ def test_sequential_fuses_conv_and_relu(monkeypatch):
     x = rng.standard_normal((4, 12, 12, 3)).astype(np.float32)   # 12 wide: the direct path
     labels = np.array([0, 1, 2, 3])
     fused, plain = net(), net()
-    assert fused.steps == [(0, 1), (2, 3), (4,), (5, 6), (7,), (8,)]
+    assert fused.steps == [(0, 1), (2, 3, 4), (5, 6), (7,), (8,)]
     calls = []
     real = ReLU.forward_fused
     monkeypatch.setattr(ReLU, "forward_fused", lambda self, y: calls.append(y.shape) or real(self, y))
@@ -232,7 +232,7 @@ def test_batchnorm_gelu_pair_matches_the_formulas_and_keeps_no_gelu_input():
     h64 = h.astype(np.float64).reshape(-1, 8)
     z = (h64 - h64.mean(axis=0)) / np.sqrt(h64.var(axis=0) + bn.eps)
     want = gelu(z).reshape(h.shape)
-    got = bn.forward_pair(act, h, training=True)
+    got = bn.forward_fused((act,), h, training=True)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     assert logits.shape == (4, 10)
     for backend in ("fast", "reference"):           # float64: the fused steps' gradients
@@ -298,3 +298,60 @@ def test_conv_and_2x2_maxpool_fused_give_the_same_numbers(backend, monkeypatch):
         np.testing.assert_array_equal(a, b)
     for name in want[1]:
         np.testing.assert_array_equal(got[1][name], want[1][name], err_msg=name)
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_relu_and_2x2_maxpool_run_as_one_step_with_the_same_numbers(backend, dtype,
+                                                                         monkeypatch):
+    """Conv2D, ReLU, MaxPool2D(2) as one step: on the fast float32 path the Winograd
+    kernel applies the ReLU and pools (spied: relu and pool both asked for), elsewhere
+    the forwards run in turn. Forward, backward (ReLU's mask at the pooled size, then
+    the pool's scatter) and predict give the bits of the three layers run one by one,
+    with many all-negative windows (ties at zero); the ReLU keeps only the pooled map."""
+    from minicnn.fast import conv as fast_conv
+
+    def net():
+        return Sequential([Conv2D(3, 16, 3, rng=0, dtype=dtype), ReLU(),
+                           Conv2D(16, 32, 3, rng=1, dtype=dtype), ReLU(), MaxPool2D(2),
+                           Conv2D(32, 8, 3, rng=2, dtype=dtype), ReLU(), MaxPool2D(2, stride=1),
+                           Flatten(), Dense(6 * 6 * 8, 10, rng=3, dtype=dtype)])
+    fused, plain = net(), Sequential(net().layers, fuse=False)
+    assert fused.steps == [(0, 1), (2, 3, 4), (5, 6), (7,), (8,), (9,)]
+    x = (np.random.default_rng(2).standard_normal((3, 14, 14, 3)) - 0.5).astype(dtype)
+    asked = []
+    real = fast_conv.winograd_forward
+    monkeypatch.setattr(fast_conv, "winograd_forward",
+                        lambda *a, **k: asked.append((k.get("relu"), k.get("pool"))) or real(*a, **k))
+    labels = np.array([0, 1, 2])
+    with mc.use_backend(backend):
+        logits = fused.forward(x, training=True)
+        assert fused.layers[3].x.shape == (3, 7, 7, 32)          # the ReLU keeps the pooled map
+        got, want = step_numbers(fused, x, labels), step_numbers(plain, x, labels)
+    if backend == "fast" and dtype == np.float32:
+        assert (True, True) in asked                              # ReLU and pool in the kernel
+    np.testing.assert_array_equal(logits, got[0])
+    pooled_zeros = (plain.layers[4].forward(plain.layers[3].forward(plain.layers[2].forward(
+        plain.layers[1].forward(plain.layers[0].forward(x))))) == 0).mean()
+    assert pooled_zeros > 0.05                                    # windows all <= 0 exist
+    assert np.abs(got[1]["2.W"]).max() > 0
+    for a, b in zip(got[:1] + got[3:], want[:1] + want[3:]):
+        np.testing.assert_array_equal(a, b)
+    for name in want[1]:
+        np.testing.assert_array_equal(got[1][name], want[1][name], err_msg=name)
+
+
+def test_gradients_through_the_conv_relu_pool_step_pass_a_gradient_check():
+    """float64 gradient check of a model whose first conv runs with its ReLU and pool
+    as one step, on both backends (the input gradient too)."""
+    for backend in ("fast", "reference"):
+        with mc.use_backend(backend):
+            net = Sequential([Conv2D(2, 4, 3, rng=0, dtype=np.float64), ReLU(), MaxPool2D(2),
+                              Conv2D(4, 4, 3, rng=1, dtype=np.float64), ReLU(), MaxPool2D(2),
+                              Flatten(), Dense(2 * 2 * 4, 3, rng=2, dtype=np.float64)])
+            assert net.steps[:2] == [(0, 1, 2), (3, 4, 5)]
+            rng = np.random.default_rng(6)
+            errors = check_model(net, softmax_cross_entropy, rng.standard_normal((2, 8, 8, 2)),
+                                 np.array([0, 2]))
+        assert {"x", "0.W", "3.W"} <= set(errors)
+        assert max(errors.values()) < 1e-6, (backend, errors)

@@ -25,11 +25,11 @@ def test_first_layer_declares_it_needs_no_input_grad():
 
 def test_fusion_is_a_planned_step_shown_in_the_summary():
     model = simple(rng=0)
-    assert model.steps[:3] == [(0, 1), (2, 3), (4,)]
+    assert model.steps[:3] == [(0, 1), (2, 3, 4), (5, 6)]   # conv + ReLU (+ 2x2 max-pool)
     assert sum(len(s) for s in model.steps) == len(model)
     summary = model.summary()
-    assert summary.count("[fused into") == 4                 # the four Conv2D + ReLU pairs
-    assert "ReLU()  [fused into 0]" in summary
+    assert summary.count("[fused into") == 6                 # four ReLUs and two pools
+    assert "ReLU()  [fused into 0]" in summary and "MaxPool2D(k=2, s=2)  [fused into 2]" in summary
     unfused = mc.Sequential(model.layers, fuse=False)
     assert all(len(s) == 1 for s in unfused.steps) and "fused" not in unfused.summary()
 

@@ -21,7 +21,7 @@ import numpy as np
 from .kernels.direct import (conv_images, pack_weights, tile_pixels, tile_width,
                               weight_grad_images)
 from .parallel import num_threads, parallel_blocks
-from .vectors import grad_tile_width
+from .vectors import grad_tile_width, vector_unit
 
 IMAGES_PER_BLOCK = 2     # images per block handed to a core
 
@@ -48,6 +48,15 @@ def check_inputs(what, x, weights, pad_top, pad_left, b=None, out_size=None):
         raise ValueError(f"{what}: the output would be empty; got (OH, OW) = {tuple(out_size)}")
 
 
+def forward_tile_pixels(FB, OW):
+    """Output pixels per forward tile of FB channels: tile_pixels(FB), except on AVX-512
+    with FB = 32 and rows of at least 8 pixels: 8 (the 8 x 32 tile, 16 zmm accumulators;
+    3 x 32 would be 6, too few to hide the FMA latency: vectors.py)."""
+    if FB == 32 and OW >= 8 and vector_unit().name == "avx512":
+        return 8
+    return tile_pixels(FB)
+
+
 def direct_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
     """y (N, OH, OW, F) = conv(x, weights) + b, then max(y, 0) if relu; stride 1.
     x (N, H, W, C), weights (KH, KW, C, F) with F a multiple of 16 or 24 (tile_width),
@@ -59,6 +68,7 @@ def direct_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
     if FB == 0 or OW < tile_pixels(FB):
         raise ValueError(f"direct convolution needs F a multiple of 16 or 24 and OW >= "
                          f"{tile_pixels(FB or 32)}; got F = {F}, OW = {OW}")
+    P = forward_tile_pixels(FB, OW)
     W_packed = pack_weights(weights, FB)                            # (F/FB, KH*KW*C, FB)
     bias = np.zeros(0, x.dtype) if b is None else b
     y = np.empty((N, OH, OW, F), dtype=x.dtype)
@@ -68,7 +78,7 @@ def direct_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
     def block(i, thread):                # images n0 .. n0 + IMAGES_PER_BLOCK - 1
         n0 = i * IMAGES_PER_BLOCK
         conv_images(x, n0, min(N, n0 + IMAGES_PER_BLOCK), pad_top, pad_left, W_packed, KH, KW,
-                    bias, relu, y, x_pads[thread])
+                    bias, relu, y, x_pads[thread], P)
 
     parallel_blocks(-(-N // IMAGES_PER_BLOCK), block)
     return y

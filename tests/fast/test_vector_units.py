@@ -159,10 +159,13 @@ def test_weight_transform_blocks_of_64_hold_the_blocks_of_32():
 
 
 # (N, H, W, C, F, KH, KW, pad top, left, bottom, right): rows 4 pixels wide and not,
-# F = 64 and 128 (wide tiles) and 96 (the 32 tile on either unit), whole padding rows
+# F = 64 and 128 (wide tiles) and 96 (the 32 tile on either unit), whole padding rows;
+# F = 32: the AVX-512 8 x 32 tile on rows of 8 pixels and more (13: the last tile shifted
+# back), 3 x 32 on rows of 7
 DIRECT_CASES = [(2, 6, 16, 8, 64, 3, 3, 1, 1, 1, 1), (1, 7, 13, 16, 128, 3, 3, 1, 1, 1, 1),
                 (2, 5, 9, 4, 96, 3, 3, 2, 1, 0, 1), (1, 5, 8, 4, 64, 3, 3, 3, 1, 3, 1),
-                (3, 4, 6, 12, 64, 2, 2, 0, 0, 1, 1)]
+                (3, 4, 6, 12, 64, 2, 2, 0, 0, 1, 1), (2, 5, 13, 4, 32, 3, 3, 1, 1, 1, 1),
+                (3, 6, 16, 8, 32, 3, 3, 1, 1, 1, 1), (2, 4, 7, 4, 32, 3, 3, 1, 1, 1, 1)]
 
 
 @pytest.mark.parametrize("unit", UNITS, indirect=True)
@@ -175,6 +178,7 @@ def test_direct_forward_and_weight_grad_on_both_units(unit, case, monkeypatch):
     b = rng.standard_normal(F).astype(np.float32)
     OH, OW = H + pt + pb - KH + 1, W + pl + pr - KW + 1
     packed = record_arg(monkeypatch, conv_direct, "pack_weights", 1)
+    pixels = record_arg(monkeypatch, conv_direct, "conv_images", 12)
     y = direct_forward(x, Wt, b, pt, pl, OH, OW, relu=True)
     ref = np.maximum(direct_conv_reference(x.astype(np.float64), Wt.astype(np.float64),
                                            pt, pl, OH, OW) + b, 0)
@@ -182,6 +186,8 @@ def test_direct_forward_and_weight_grad_on_both_units(unit, case, monkeypatch):
     assert packed == [tile_width(F, OW)]
     if unit.name == "avx512" and F % 64 == 0 and OW % 4 == 0:
         assert packed == [64]                             # the 4 x 64 tile ran
+    wide_32 = unit.name == "avx512" and packed == [32] and OW >= 8
+    assert set(pixels) == {8 if wide_32 else 3 if packed == [32] else 4}
     dy = rng.standard_normal((N, OH, OW, F)).astype(np.float32)
     dW = direct_weight_grad(x, dy, KH, KW, pt, pl, reduce_groups=2)
     ref_dW = direct_weight_grad_reference(x.astype(np.float64), dy.astype(np.float64),

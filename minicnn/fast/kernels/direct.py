@@ -13,7 +13,8 @@ kernel (fast/conv.py). Both drivers work on a range of images [n0, n1), so
 the caller can hand whole images to each core (fast/parallel.py).
 
 conv_images: a tile is P = 3 output pixels of one row x FB = 32 output
-channels (or 4 x 24, 4 x 16; 4 x 64 on AVX-512: tile_width), summed over the
+channels (or 4 x 24, 4 x 16; 4 x 64 or 8 x 32 on AVX-512: tile_width,
+conv_direct.forward_tile_pixels), summed over the
 KH*KW taps and C input channels. The weights are first packed as W_packed[F/FB, KH*KW*C, FB]
 (``pack_weights``): each tile then reads one contiguous FB-float row per step.
 Why pack: read in place, the rows of W[..., f0:f0+32] are F floats apart (256 bytes
@@ -40,7 +41,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from .tiles import tile_3x32, tile_4x16, tile_4x24, tile_4x32, tile_4x64
+from .tiles import tile_3x32, tile_4x16, tile_4x24, tile_4x32, tile_4x64, tile_8x32
 from ..vectors import vector_unit
 
 DW_ROWS = 2              # output rows summed per dW tile call
@@ -102,15 +103,15 @@ def pack_weights(W, FB):
 
 
 @njit(nogil=True, cache=True, boundscheck=False)
-def conv_images(x, n0, n1, pad_top, pad_left, W_packed, KH, KW, b, relu, y, x_pad):
+def conv_images(x, n0, n1, pad_top, pad_left, W_packed, KH, KW, b, relu, y, x_pad, P):
     """y[n0:n1] = conv(x[n0:n1], W) + b, then max(y, 0) if relu. x (N, H, W, C); W_packed
     from pack_weights; b (F,) or an empty array for no bias; y (N, OH, OW, F); x_pad scratch
-    (OH+KH-1, OW+KW-1, C), zero outside the image area (its interior is overwritten here).
+    (OH+KH-1, OW+KW-1, C), zero outside the image area (its interior is overwritten here);
+    P: output pixels per tile, tile_pixels(FB), or 8 with FB = 32 (the AVX-512 8 x 32 tile).
     Bias and ReLU are applied to each image right after its tiles, while it is in cache."""
     N, H, Wd, C = x.shape                              # Wd: the image width
     OH, OW, F = y.shape[1], y.shape[2], y.shape[3]
     n_channel_blocks, K, FB = W_packed.shape           # F/FB blocks of FB channels; K = KH*KW*C
-    P = tile_pixels(FB)                                # output pixels per tile
     padded_width = x_pad.shape[1]
     # per tap t = kh * KW + kw, the tile's offsets: into x_pad, from the tile's first
     # pixel (pixel rows kh below, kw columns right); into a block of W_packed, its C rows
@@ -137,7 +138,10 @@ def conv_images(x, n0, n1, pad_top, pad_left, W_packed, KH, KW, b, relu, y, x_pa
                     # tile arguments: a = x_pad, p = output pixel (stride C), k = input
                     # channel (stride 1); b = block fb of W_packed (from fb*K*FB), k stride
                     # FB; C steps per tap; out = y, p stride F
-                    if FB == 32:
+                    if P == 8:
+                        tile_8x32(x_pad_flat, x_start, taps_x, C, 1, W_flat, fb * K * FB, taps_W,
+                                  FB, C, y_flat, y_start, F, False)
+                    elif FB == 32:
                         tile_3x32(x_pad_flat, x_start, taps_x, C, 1, W_flat, fb * K * FB, taps_W,
                                   FB, C, y_flat, y_start, F, False)
                     elif FB == 64:

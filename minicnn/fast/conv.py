@@ -142,25 +142,11 @@ def weight_grad(layer, x, dy, shape, need_dW, need_db):
         if path == "winograd":
             return winograd_weight_grad(x, dy, shape.pad_top, shape.pad_left, REDUCE_GROUPS), db
         if path == "direct":
-            C = x.shape[3]
-            dW = direct_weight_grad(channels_padded_to_4(x), dy, KH, KW, shape.pad_top,
-                                    shape.pad_left, REDUCE_GROUPS)
-            return dW[:, :, :C], db
+            return direct_weight_grad(x, dy, KH, KW, shape.pad_top, shape.pad_left,
+                                      REDUCE_GROUPS), db
         return taps_weight_grad(x, dy, KH, KW, layer.stride, shape.pad_top, shape.pad_left,
                                 rows_for(layer, x.itemsize), REDUCE_GROUPS), db
     return im2col_weight_grad(layer, x, dy_rows, shape, need_dW, need_db)
-
-
-def channels_padded_to_4(x):
-    """x (N, H, W, C) with zero channels appended up to a multiple of 4, the input
-    channels the direct dW tiles take at a time (RGB: 3 -> 4); x itself if 4 divides C.
-    The zero channels' dW rows come out zero and are dropped."""
-    extra = -x.shape[3] % 4
-    if not extra:
-        return x
-    padded = np.zeros(x.shape[:3] + (x.shape[3] + extra,), x.dtype)
-    padded[..., :x.shape[3]] = x
-    return padded
 
 
 def im2col_weight_grad(layer, x, dy_rows, shape, need_dW, need_db):

@@ -10,8 +10,8 @@ not depend on thread timing.
 
 What the kernels need, checked here (they run without bounds checks): float32,
 stride 1; forward and dx: the product's output channels a multiple of 16 or 24
-(tile_width) and rows at least one tile wide; dW: C a multiple of 4 (Conv2D pads
-other C with zero channels: RGB's 3 runs as 4), F of 16.
+(tile_width) and rows at least one tile wide; dW: F a multiple of 16 (C runs with
+zero channels up to a multiple of 4: RGB's 3 as 4).
 The tile shapes follow the CPU's vector registers (vectors.py).
 """
 import operator
@@ -85,22 +85,25 @@ def direct_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False):
 
 
 def direct_weight_grad(x, dy, KH, KW, pad_top, pad_left, reduce_groups):
-    """dW (KH, KW, C, F) = sum over images of x_pad (*) dy, stride 1; C % 4 == 0, F % 16 == 0.
+    """dW (KH, KW, C, F) = sum over images of x_pad (*) dy, stride 1; F % 16 == 0. The
+    tiles take 4 input channels at a time: other C run with zero channels up to a
+    multiple of 4 in the per-image copy x_pad (RGB as 4), whose dW rows are dropped.
     Summed per ``reduce_groups`` fixed ranges of images, then the groups in order."""
     N, H, W, C = x.shape
     OH, OW, F = dy.shape[1:]
     check_inputs("direct weight gradient", x, np.empty((KH, KW, C, F), x.dtype), pad_top, pad_left)
-    if C % 4 or F % 16 or dy.dtype != x.dtype:
-        raise ValueError(f"direct weight gradient needs C a multiple of 4, F of 16 and dy of "
-                         f"x's dtype; got C = {C}, F = {F}, dy {dy.dtype}")
+    if F % 16 or dy.dtype != x.dtype:
+        raise ValueError(f"direct weight gradient needs F a multiple of 16 and dy of x's "
+                         f"dtype; got F = {F}, dy {dy.dtype}")
+    C4 = -(-C // 4) * 4                  # channels of x_pad and of the tiles
     n_groups = min(reduce_groups, N)
     FB = grad_tile_width(F)              # output channels per tile: 16 (AVX2) or 32 (AVX-512)
-    dW_groups = np.zeros((n_groups, KH, KW, C, F), dtype=x.dtype)   # one accumulator per group
-    x_pads = [np.zeros((OH + KH - 1, OW + KW - 1, C), x.dtype) for _ in range(num_threads())]
+    dW_groups = np.zeros((n_groups, KH, KW, C4, F), dtype=x.dtype)  # one accumulator per group
+    x_pads = [np.zeros((OH + KH - 1, OW + KW - 1, C4), x.dtype) for _ in range(num_threads())]
 
     def group(g, thread):                # images g*N//n_groups .. (g+1)*N//n_groups - 1
         weight_grad_images(x, dy, g * N // n_groups, (g + 1) * N // n_groups, pad_top, pad_left,
                            KH, KW, dW_groups[g], x_pads[thread], FB)
 
     parallel_blocks(n_groups, group)
-    return dW_groups.sum(axis=0)
+    return dW_groups.sum(axis=0)[:, :, :C]

@@ -79,8 +79,13 @@ def test_direct_forward_refuses_maps_narrower_than_a_tile():
 
 
 # (N, H, W, C, F, KH, KW, pad_top, pad_left, pad_bottom, pad_right); odd OH leaves a last
-# group of one row (DW_ROWS = 2)
-DW_CASES = [(3, 5, 5, 4, 16, 3, 3, 1, 1, 1, 1), (2, 7, 6, 8, 32, 3, 3, 1, 1, 1, 1),
+# group of one row (DW_ROWS = 2); C = 1, 2, 3, 4 with KW * (C up to a multiple of 4) <= 16:
+# a tile row per (kw, c) (8 + 4 rows, 8, 4 + 4), C = 3 and 5 at KW * C above that: zero
+# channels up to 4 and 8 on the per-tap tiles
+DW_CASES = [(2, 9, 10, 3, 32, 3, 3, 1, 1, 1, 1), (3, 6, 7, 4, 32, 3, 2, 0, 1, 2, 0),
+            (2, 5, 8, 2, 16, 3, 3, 3, 1, 3, 1), (2, 6, 9, 1, 64, 4, 4, 1, 2, 2, 1),
+            (2, 6, 9, 3, 32, 3, 5, 1, 2, 1, 2), (2, 6, 6, 5, 16, 3, 3, 1, 1, 1, 1),
+            (3, 5, 5, 4, 16, 3, 3, 1, 1, 1, 1), (2, 7, 6, 8, 32, 3, 3, 1, 1, 1, 1),
             (4, 4, 9, 24, 64, 3, 3, 0, 0, 0, 0), (1, 6, 5, 12, 48, 2, 3, 1, 0, 0, 2),
             (5, 3, 3, 4, 16, 1, 1, 0, 0, 0, 0), (2, 4, 6, 4, 16, 3, 3, 3, 4, 3, 2)]
 
@@ -139,8 +144,8 @@ def test_direct_path_with_frozen_params_and_skipped_input_grad(frozen, skip):
 
 def test_direct_functions_refuse_shapes_they_cannot_do():
     x = np.zeros((1, 6, 6, 3), np.float32)
-    with pytest.raises(ValueError, match="C a multiple of 4"):
-        direct_weight_grad(x, np.zeros((1, 6, 6, 16), np.float32), 3, 3, 1, 1, 1)
+    with pytest.raises(ValueError, match="F a multiple of 16"):
+        direct_weight_grad(x, np.zeros((1, 6, 6, 24), np.float32), 3, 3, 1, 1, 1)
     with pytest.raises(ValueError, match="must agree on C"):
         direct_forward(x, np.zeros((3, 3, 4, 32), np.float32), None, 1, 1, 6, 6)
     with pytest.raises(TypeError, match="float32 only"):

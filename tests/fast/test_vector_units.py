@@ -161,11 +161,12 @@ def test_weight_transform_blocks_of_64_hold_the_blocks_of_32():
 # (N, H, W, C, F, KH, KW, pad top, left, bottom, right): rows 4 pixels wide and not,
 # F = 64 and 128 (wide tiles) and 96 (the 32 tile on either unit), whole padding rows;
 # F = 32: the AVX-512 8 x 32 tile on rows of 8 pixels and more (13: the last tile shifted
-# back), 3 x 32 on rows of 7
+# back), 3 x 32 on rows of 7; C = 3 and 4: dW's tile rows per (kw, c), 8 + 4 of them
 DIRECT_CASES = [(2, 6, 16, 8, 64, 3, 3, 1, 1, 1, 1), (1, 7, 13, 16, 128, 3, 3, 1, 1, 1, 1),
                 (2, 5, 9, 4, 96, 3, 3, 2, 1, 0, 1), (1, 5, 8, 4, 64, 3, 3, 3, 1, 3, 1),
                 (3, 4, 6, 12, 64, 2, 2, 0, 0, 1, 1), (2, 5, 13, 4, 32, 3, 3, 1, 1, 1, 1),
-                (3, 6, 16, 8, 32, 3, 3, 1, 1, 1, 1), (2, 4, 7, 4, 32, 3, 3, 1, 1, 1, 1)]
+                (3, 6, 16, 8, 32, 3, 3, 1, 1, 1, 1), (2, 4, 7, 4, 32, 3, 3, 1, 1, 1, 1),
+                (2, 6, 12, 3, 32, 3, 3, 1, 1, 1, 1)]
 
 
 @pytest.mark.parametrize("unit", UNITS, indirect=True)

@@ -30,7 +30,8 @@ tile's pixels.
 weight_grad_images: a tile is 4 input channels x 16 output channels (4 x 32 on
 AVX-512, fast/vectors.py) of one kernel tap, summed over the pixels of DW_ROWS = 2
 output rows, then added to dW; rows and pixels whose tap reads padding are left out
-of the sum (they add zero).
+of the sum (they add zero). With few input channels (RGB), a tile row is one (tap
+column, channel) of a kernel row instead, 8 of them per AVX-512 tile.
 Two rows at a time keep the data of every tile pass in L1 (a tile that sums over
 a whole image is slower: docs/performance.md, "Register tiles").
 
@@ -45,6 +46,7 @@ from .tiles import tile_3x32, tile_4x16, tile_4x24, tile_4x32, tile_4x64, tile_8
 from ..vectors import vector_unit
 
 DW_ROWS = 2              # output rows summed per dW tile call
+WINDOW_ROWS_UP_TO = 16   # dW of KW * C up to this: a tile row per (kw, c) (weight_grad_images)
 
 
 def direct_conv_reference(x, W, pad_top, pad_left, OH, OW):
@@ -165,18 +167,28 @@ def conv_images(x, n0, n1, pad_top, pad_left, W_packed, KH, KW, b, relu, y, x_pa
 @njit(nogil=True, cache=True, boundscheck=False)
 def weight_grad_images(x, dy, n0, n1, pad_top, pad_left, KH, KW, dW, x_pad, FB):
     """dW (KH, KW, C, F) += sum over images n0..n1-1 of x_pad (*) dy, with tiles of 4 input
-    x FB output channels (FB = 16, or 32 on AVX-512). Needs C % 4 == 0 and F % FB == 0;
-    x_pad scratch as in conv_images."""
-    N, H, Wd, C = x.shape                              # Wd: the image width
+    x FB output channels (FB = 16, or 32 on AVX-512). x_pad scratch as in conv_images but
+    with C channels, C >= x's channels and a multiple of 4: the extra channels stay zero
+    (RGB runs as 4 channels) and their rows of dW come out zero. Needs F % FB == 0.
+
+    Few channels (KW * C <= WINDOW_ROWS_UP_TO): one tile row per (kw, c) of a kernel row
+    instead: in x_pad the KW taps of a pixel are KW * C consecutive floats, so tile row
+    p = kw * C + c reads x_pad[oh + kh, ow + kw, c] at stride C along the row, every
+    pixel of it (the padding columns are zeros and add nothing), 8 rows per tile where
+    they fit (the 8 x 32 tile: twice the accumulators of 4 x 32)."""
+    Cx = x.shape[3]                                    # x's channels; C: x_pad's
+    N, H, Wd = x.shape[0], x.shape[1], x.shape[2]      # Wd: the image width
+    C = x_pad.shape[2]
     OH, OW, F = dy.shape[1], dy.shape[2], dy.shape[3]
     padded_width = x_pad.shape[1]
+    window_rows = KW * C <= WINDOW_ROWS_UP_TO
     # per output row r of the DW_ROWS summed by one tile call (the tile's "taps"):
     row_offsets_x = np.empty(DW_ROWS, np.int64)        # start of x_pad row oh0 + r
     row_offsets_dy = np.empty(DW_ROWS, np.int64)       # start of dy[n, oh0 + r]
     x_pad_flat, dy_flat, dW_flat = x_pad.reshape(x_pad.size), dy.reshape(dy.size), \
         dW.reshape(dW.size)
     for n in range(n0, n1):
-        x_pad[pad_top:pad_top + H, pad_left:pad_left + Wd, :] = x[n]
+        x_pad[pad_top:pad_top + H, pad_left:pad_left + Wd, :Cx] = x[n]
         for oh0 in range(0, OH, DW_ROWS):
             rows = min(DW_ROWS, OH - oh0)
             for r in range(rows):
@@ -186,6 +198,27 @@ def weight_grad_images(x, dy, n0, n1, pad_top, pad_left, KH, KW, dW, x_pad, FB):
                 r0 = max(0, pad_top - kh - oh0)
                 r1 = min(rows, pad_top + H - kh - oh0)
                 if r1 <= r0:
+                    continue
+                if window_rows:                    # tile rows p = kw * C + c, from p0
+                    p0 = 0
+                    while p0 < KW * C:
+                        eight = FB == 32 and p0 + 8 <= KW * C
+                        for f0 in range(0, F, FB):
+                            a_start = kh * padded_width * C + p0
+                            out_start = (kh * KW * C + p0) * F + f0
+                            if eight:
+                                tile_8x32(x_pad_flat, a_start, row_offsets_x[r0:r1], 1, C,
+                                          dy_flat, f0, row_offsets_dy[r0:r1], F, OW,
+                                          dW_flat, out_start, F, True)
+                            elif FB == 32:
+                                tile_4x32(x_pad_flat, a_start, row_offsets_x[r0:r1], 1, C,
+                                          dy_flat, f0, row_offsets_dy[r0:r1], F, OW,
+                                          dW_flat, out_start, F, True)
+                            else:
+                                tile_4x16(x_pad_flat, a_start, row_offsets_x[r0:r1], 1, C,
+                                          dy_flat, f0, row_offsets_dy[r0:r1], F, OW,
+                                          dW_flat, out_start, F, True)
+                        p0 += 8 if eight else 4
                     continue
                 for kw in range(KW):               # pixels ow0..ow1-1 read image columns for kw
                     ow0 = max(0, pad_left - kw)

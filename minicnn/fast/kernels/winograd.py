@@ -219,38 +219,56 @@ def input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, par
 
 
 @njit(nogil=True, inline="always", boundscheck=False)
-def put_pooled_rows(y_tiles, TW, F, b, relu, n, ty, pooled, arg):
+def put_pooled_rows(y_tiles, TW, F, b, relu, n, ty, pooled, arg, best, best_tap, bias_row, offs):
     """The 2x2, stride-2 max-pool of one tile row's 4x4 outputs (plus bias, then ReLU),
     written to pooled (N, OH // 2, OW // 2, F_out) and its argmax to arg (int8): the
     pooled rows 2 ty and 2 ty + 1, tiles' outputs (4 ty + r, 4 tx + s) in y_tiles at
     ((r * 4 + s) * TW + tx) * F. The taps are visited in maxpool_forward's order with
-    its test (kernels/pooling.py): ties keep the first maximum, a NaN wins and stays."""
+    its test (kernels/pooling.py): ties keep the first maximum, a NaN wins and stays.
+
+    For each pooled row and column parity ps, the four taps of every window of the
+    row are four runs of TW * F floats in y_tiles (one per (r, s)), so the max is one
+    loop over the whole row (it vectorizes; a loop per pixel, F long, would be too
+    short to): into best and best_tap (scratch, TW * F each), then copied out pixel by
+    pixel. bias_row (TW * F): the bias repeated for each tile; offs (4): scratch."""
     POH, POW, F_out = pooled.shape[1], pooled.shape[2], pooled.shape[3]
     zero = np.float32(0.0)
+    row_len = uint64(TW * F)
+    has_bias = b.size > 0
     for pr in range(2):
         pi = 2 * ty + pr                              # pooled row
         if pi >= POH:
             continue
-        for pj in range(POW):                         # pooled column: tile tx, half ps
-            tx, ps = pj // 2, pj % 2
-            for f in range(F_out):
-                best_value = zero
-                best_tap = zero
-                for t in range(4):                    # tap kh * 2 + kw
-                    r, s = 2 * pr + t // 2, 2 * ps + t % 2
-                    v = y_tiles[((r * 4 + s) * TW + tx) * F + f]
-                    if b.size:
-                        v = v + b[f]
-                    if relu:
-                        v = max(v, zero)
-                    if t == 0:
-                        best_value = v
-                    else:
-                        wins = (not (v <= best_value)) & (best_value == best_value)
-                        best_tap = np.float32(t) if wins else best_tap
-                        best_value = v if wins else best_value
-                pooled[n, pi, pj, f] = best_value
-                arg[n, pi, pj, f] = np.int8(best_tap)
+        for ps in range(2):                           # pooled columns 2 tx + ps
+            for t in range(4):                        # tap t = kh * 2 + kw: output (r, s)
+                r, s = 2 * pr + t // 2, 2 * ps + t % 2
+                offs[t] = uint64(r * 4 + s) * row_len
+            o0, o1, o2, o3 = offs[0], offs[1], offs[2], offs[3]
+            for i in range(row_len):
+                v0, v1, v2, v3 = y_tiles[o0 + i], y_tiles[o1 + i], y_tiles[o2 + i], y_tiles[o3 + i]
+                if has_bias:
+                    v0, v1 = v0 + bias_row[i], v1 + bias_row[i]
+                    v2, v3 = v2 + bias_row[i], v3 + bias_row[i]
+                if relu:
+                    v0, v1, v2, v3 = max(v0, zero), max(v1, zero), max(v2, zero), max(v3, zero)
+                value, tap = v0, zero
+                wins = (not (v1 <= value)) & (value == value)
+                tap, value = (np.float32(1.0), v1) if wins else (tap, value)
+                wins = (not (v2 <= value)) & (value == value)
+                tap, value = (np.float32(2.0), v2) if wins else (tap, value)
+                wins = (not (v3 <= value)) & (value == value)
+                tap, value = (np.float32(3.0), v3) if wins else (tap, value)
+                best[i] = value
+                best_tap[i] = tap
+            for tx in range(TW):
+                pj = 2 * tx + ps                      # pooled column
+                if pj >= POW:
+                    continue
+                src = uint64(tx * F)
+                for f in range(F_out):
+                    pooled[n, pi, pj, f] = best[src + f]
+                for f in range(F_out):
+                    arg[n, pi, pj, f] = np.int8(best_tap[src + f])
 
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
@@ -285,6 +303,14 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, ban
     zero = np.float32(0.0)
     F_u, row_len = uint64(F_out), uint64(TW * F)      # channels kept; row_len: a tile row of M
     V_k_stride, M_k_stride = uint64(T_padded * C), uint64(T_padded * F)  # one position k of V, M
+    if pooled.size:                                   # put_pooled_rows' scratch
+        best, best_tap, bias_row = (np.empty(TW * F, y_tiles.dtype), np.empty(TW * F, y_tiles.dtype),
+                                    np.zeros(TW * F, y_tiles.dtype))
+        for tx in range(TW):
+            for f in range(b.size):
+                bias_row[tx * F + f] = b[f]
+    else:
+        best = best_tap = bias_row = np.empty(0, y_tiles.dtype)
     for row in range(row0, row1):                     # input transform, row by row of tiles
         input_transform_row(x_flat, H, W, C, row // TH, row % TH, TW, pad_top, pad_left, band,
                             partial_V, offs, V, V_k_stride, uint64((row - row0) * TW * C))
@@ -320,7 +346,8 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, ban
             for s in range(4):
                 at_row(s, partial_Y, offs, y_tiles, uint64(r * 4 + s) * row_len, row_len)
         if pooled.size:                               # bias, ReLU, 2x2 max-pool
-            put_pooled_rows(y_tiles, TW, F, b, relu, n, ty, pooled, arg)
+            put_pooled_rows(y_tiles, TW, F, b, relu, n, ty, pooled, arg, best, best_tap,
+                            bias_row, offs)
             continue
         for r in range(4):                            # bias, ReLU, put in place (cropped)
             oh = 4 * ty + r

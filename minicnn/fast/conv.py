@@ -30,7 +30,7 @@ from .conv_direct import direct_forward, direct_weight_grad
 from .conv_taps import taps_forward, taps_weight_grad
 from .conv_winograd import winograd_forward, winograd_weight_grad
 from .kernels.im2col import col2im_rows, im2col_rows
-from .kernels.sums import column_sums
+from .kernels.sums import column_sums, unpooled_column_sums
 from .parallel import num_threads, parallel_blocks
 from .rules import conv_path, conv_shape
 
@@ -128,6 +128,36 @@ def conv2d_backward(layer, dy):
     if not layer.needs_input_grad:
         return None
     return input_grad(layer, dy, x.shape, shape)
+
+
+@register(Conv2D, "backward_pool")
+def conv2d_pool_backward(layer, dy_pooled, pool):
+    """dx (or None) from dL/d(pool(conv(x))), the gradient of the 2x2, stride-2 MaxPool2D
+    fused after the layer; fills grads W and b. Where dW and dx run on Winograd, their
+    kernels read dy through the pool's argmax as they copy it (each pooled value at its
+    tap, zeros elsewhere: the pool's backward, never written out), and db sums it the
+    same way; else the pool's backward makes dy and the conv's backward follows. The
+    same numbers either way."""
+    x = layer.x
+    need_db = layer.use_bias and "b" not in layer.frozen
+    need_dW = "W" not in layer.frozen
+    shape = conv_shape(layer, x.shape, x.dtype, need_dW)
+    on_winograd = ((not need_dW or conv_path(layer, "dW", shape) == "winograd")
+                   and (not layer.needs_input_grad or conv_path(layer, "dx", shape) == "winograd"))
+    if not on_winograd or (pool.K, pool.S) != (2, 2) or pool.ran_on != "fast":
+        return conv2d_backward(layer, pool.backward(dy_pooled))
+    dy_pooled = np.ascontiguousarray(dy_pooled)
+    unpool = (pool.arg, (shape.OH, shape.OW))                 # dy = the pool's backward
+    if need_db:
+        layer.grads["b"][...] = unpooled_column_sums(dy_pooled, pool.arg, shape.OH, shape.OW)
+    if need_dW:
+        layer.grads["W"][...] = winograd_weight_grad(x, dy_pooled, shape.pad_top, shape.pad_left,
+                                                     REDUCE_GROUPS, unpool)
+    if not layer.needs_input_grad:
+        return None
+    W_flip = np.ascontiguousarray(layer.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
+    return winograd_forward(dy_pooled, W_flip, None, layer.KH - 1 - shape.pad_top,
+                            layer.KW - 1 - shape.pad_left, shape.H, shape.W, unpool=unpool)
 
 
 def weight_grad(layer, x, dy, shape, need_dW, need_db):

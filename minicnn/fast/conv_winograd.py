@@ -115,16 +115,35 @@ def forward_product_tile(C, F):
     return 32, 8
 
 
-def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False, pool=False):
+def unpooled_input(x, unpool):
+    """(argmax, (H, W)) for x read through a max-pool's backward (``unpool`` = (arg, (H,
+    W)): arg int8 of x's shape, H // 2 and W // 2 x's rows and columns), checked; (an
+    empty argmax, x's own (H, W)) when unpool is None."""
+    if unpool is None:
+        return np.empty((0, 0, 0, 0), np.int8), x.shape[1:3]
+    arg, (H, W) = unpool
+    if arg.dtype != np.int8 or arg.shape != x.shape or (H // 2, W // 2) != x.shape[1:3]:
+        raise ValueError(f"unpooling needs the pool's int8 argmax of the gradient's shape and "
+                         f"the map it pooled, twice as large (+1); got gradient {x.shape}, "
+                         f"argmax {arg.shape} {arg.dtype}, map {(H, W)}")
+    return np.ascontiguousarray(arg), (H, W)
+
+
+def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False, pool=False,
+                     unpool=None):
     """y (N, OH, OW, F) = conv(x, weights) + b (then max(y, 0) if relu), stride 1;
     x (N, H, W, C), weights (3, 3, C, F), b (F,) or None. The product tiles are 32
     output channels wide: any other F runs as padded_width(F) with zero filters, of
     which the kernel writes the first F. pool=True: returns (the 2x2, stride-2
     max-pool of y (N, OH // 2, OW // 2, F), its argmax as MaxPool2D keeps it) instead,
-    made from each tile's outputs while they are in cache; y itself is never written."""
-    N, H, W, C = x.shape
+    made from each tile's outputs while they are in cache; y itself is never written.
+    unpool=(arg, (H, W)): x is the gradient of a 2x2, stride-2 max-pool, arg its argmax
+    (int8, x's shape), and the input convolved is that pool's backward, (N, H, W, C),
+    read through arg as the kernel copies it, never written (dx of a conv + pool)."""
+    N, C = x.shape[0], x.shape[3]
     F_out = weights.shape[3]
     check_inputs("Winograd convolution", x, weights, pad_top, pad_left, b, (OH, OW))
+    unpool_arg, (H, W) = unpooled_input(x, unpool)
     if weights.shape[:2] != (3, 3):
         raise ValueError(f"Winograd F(4x4, 3x3) needs a 3x3 kernel; got {weights.shape[:2]}")
     F = padded_width(F_out)
@@ -156,19 +175,22 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False, pool=
         row0, row1 = i * rows_per_block, min(N * TH, i * rows_per_block + rows_per_block)
         winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, bias, relu, y,
                       bands[thread], partial_Vs[thread], Vs[thread], Ms[thread], partial_Ys[thread],
-                      y_tiles_bufs[thread], pooled, arg)
+                      y_tiles_bufs[thread], pooled, arg, unpool_arg, H, W)
 
     parallel_blocks(-(-N * TH // rows_per_block), block)
     return (pooled, arg) if pool else y
 
 
-def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):
+def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups, unpool=None):
     """dW (3, 3, C, F) of a 3x3, stride-1 convolution by F(3x3, 4x4) (kernels/winograd_grad.py);
     x (N, H, W, C) with C % 4 == 0, dy (N, OH, OW, F) with F % 16 == 0, float32.
     Summed per ``reduce_groups`` fixed ranges of tile rows, then the groups in order, so
-    the result does not depend on which thread ran what."""
+    the result does not depend on which thread ran what. unpool=(arg, (OH, OW)): dy is
+    a 2x2, stride-2 max-pool's gradient and the dy used is that pool's backward
+    (winograd_forward)."""
     N, H, W, C = x.shape
-    OH, OW, F = dy.shape[1:]
+    F = dy.shape[3]
+    dy_arg, (OH, OW) = unpooled_input(dy, unpool)
     check_inputs("Winograd weight gradient", x, np.empty((3, 3, C, F), x.dtype), pad_top,
                  pad_left, None, (OH, OW))
     if C % 4 or F % 16 or dy.dtype != x.dtype or dy.shape[0] != N:
@@ -204,7 +226,8 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups):
                                min(n_tile_rows, i * rows_per_block + rows_per_block),
                                pad_top, pad_left, M_groups[g], bands[thread], partial_Vs[thread],
                                Vs[thread], dy_bands[thread], partial_Es[thread], Es[thread],
-                               Vs_packed[thread], Es_packed[thread], P, FB, packed, i > first)
+                               Vs_packed[thread], Es_packed[thread], P, FB, packed, i > first,
+                               dy_arg, OH, OW)
 
     parallel_blocks(n_groups, group)
     dW = np.empty((3, 3, C, F), x.dtype)          # G^T (sum of the groups) G, in float64

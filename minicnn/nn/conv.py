@@ -236,14 +236,31 @@ class Conv2D(Layer):
         """(ReLU, MaxPool2D): the ReLU's backward at the pooled size first, then the
         pool's, then this layer's. The same numbers as the three in turn: the pool's
         argmax is taken over max(z, 0), and at that tap z > 0 exactly where the pooled
-        output is > 0, the ReLU's mask."""
-        if tuple(type(layer) for layer in following) == (ReLU, MaxPool2D):
-            relu, pool = following
-            return self.backward(pool.backward(relu.backward(dy)))
+        output is > 0, the ReLU's mask. The pool's backward and this layer's run as one
+        (``backward_pooled``)."""
+        kinds = tuple(type(layer) for layer in following)
+        if kinds in ((MaxPool2D,), (ReLU, MaxPool2D)):
+            if kinds[0] is ReLU:
+                dy = following[0].backward(dy)
+            return self.backward_pooled(following[-1], dy)
         return super().backward_fused(following, dy)
+
+    def backward_pooled(self, pool, dy):
+        """dx (or None) from dy = dL/d(pool(this layer's output)), for the max-pool fused
+        after it; fills grads W and b: the pool's backward, then this layer's. The fast
+        backend's Winograd kernels read dy through the pool's argmax instead of the
+        unpooled map, which is never written."""
+        self.check_forward_ran(self.x)
+        N, H, W, _ = self.x.shape
+        OH, OW, _, _ = self.geometry(H, W)
+        dy = pool.check_backward(dy, (N,) + pool.output_shape((OH, OW, self.F)), self.x.dtype)
+        return backend.run(self, "backward_pool", dy, pool)
 
     def forward_pool_reference(self, x, training, pool, relu=False):
         return pool.forward(self.forward_reference(x, training, relu))
+
+    def backward_pool_reference(self, dy, pool):
+        return self.backward_reference(pool.backward(dy))
 
     def forward(self, x, training=False, relu=False):
         """y (N, OH, OW, F); relu=True returns max(y, 0) (the fused Conv2D + ReLU)."""

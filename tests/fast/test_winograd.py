@@ -343,7 +343,8 @@ def test_winograd_grad_rows_without_accumulate_ignores_what_m_held(packed):
         nan = lambda size: np.full(size, np.nan, np.float32)        # noqa: E731
         winograd_grad_rows(x, dy, 0, N * TH, 1, 1, M, nan(24 * (TW + 1) * C), nan(36 * TW * C),
                            nan(36 * T * C), nan(16 * TW * F), nan(24 * TW * F), nan(36 * T * F),
-                           nan(36 * T * C), nan(36 * T * F), 4, 32, packed, accumulate)
+                           nan(36 * T * C), nan(36 * T * F), 4, 32, packed, accumulate,
+                           np.empty(0, np.int8), H, W)
         return M
     set_on_nan = run(np.full((36, C, F), np.nan, np.float32), False)
     added_to_zeros = run(np.zeros((36, C, F), np.float32), True)
@@ -409,3 +410,53 @@ def test_winograd_forward_pooled_equals_the_pool_of_its_output(unit, N, H, W, C,
     np.testing.assert_array_equal(got, want)                       # NaN where want has NaN
     np.testing.assert_array_equal(got_arg, want_arg)
     assert np.isnan(got).any() and (got_arg[..., 1] == 0).all() and (got_arg != 0).any()
+
+
+@pytest.mark.parametrize("unit", ["avx2", "avx512"])
+@pytest.mark.parametrize("N,OH,OW,C,F", [(2, 8, 8, 16, 32), (3, 15, 15, 24, 64),
+                                         (2, 7, 9, 64, 32), (2, 12, 10, 32, 48)])
+def test_reading_dy_through_the_pool_argmax_gives_the_bits_of_the_unpooled_map(unit, N, OH, OW,
+                                                                                C, F):
+    """dx, dW and db of a conv whose output went through a 2x2, stride-2 max-pool, from the
+    pooled gradient and the argmax (unpool=...), equal those from the pool's backward
+    written out (maxpool_backward), to the last bit: odd maps (the last row or column no
+    window reaches), ties in the argmax, a NaN in the gradient."""
+    from minicnn.fast.kernels.pooling import maxpool_backward, maxpool_forward
+    from minicnn.fast.kernels.sums import column_sums, unpooled_column_sums
+    previous = vectors.use_vector_unit(unit)
+    try:
+        rng = np.random.default_rng(N + OH + OW + C + F)
+        x = rng.standard_normal((N, OH, OW, C)).astype(np.float32)    # 'same': the conv's input
+        y = rng.standard_normal((N, OH, OW, F)).astype(np.float32)    # the conv's output
+        y[:, :2, :2, 0] = 1.0                                         # a tie in one window
+        pooled = np.empty((N, OH // 2, OW // 2, F), np.float32)
+        arg = np.empty(pooled.shape, np.int8)
+        maxpool_forward(y, 2, 2, pooled, arg)
+        dy_pooled = rng.standard_normal(pooled.shape).astype(np.float32)
+        dy_pooled[0, 1, 1, 2] = np.nan
+        dy = np.empty_like(y)
+        maxpool_backward(dy_pooled, arg, 2, 2, dy)
+        W_flip = rng.standard_normal((3, 3, F, C)).astype(np.float32)
+        unpool = (arg, (OH, OW))
+        got_dx = winograd_forward(dy_pooled, W_flip, None, 1, 1, OH, OW, unpool=unpool)
+        want_dx = winograd_forward(dy, W_flip, None, 1, 1, OH, OW)
+        got_dW = winograd_weight_grad(x, dy_pooled, 1, 1, 4, unpool)
+        want_dW = winograd_weight_grad(x, dy, 1, 1, 4)
+    finally:
+        vectors.use_vector_unit(previous)
+    got_db = unpooled_column_sums(dy_pooled, arg, OH, OW)
+    want_db = column_sums(dy.reshape(-1, F))
+    assert np.isnan(want_dx).any() and np.isfinite(want_dx).any()  # the NaN spread, not all
+    for got, want in ((got_dx, want_dx), (got_dW, want_dW), (got_db, want_db)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_unpooling_refuses_an_argmax_that_does_not_fit():
+    dy_pooled = np.zeros((2, 4, 4, 32), np.float32)
+    W_flip = np.zeros((3, 3, 32, 16), np.float32)
+    with pytest.raises(ValueError, match="argmax"):
+        winograd_forward(dy_pooled, W_flip, None, 1, 1, 8, 8,
+                         unpool=(np.zeros((2, 4, 4, 32), np.int64), (8, 8)))
+    with pytest.raises(ValueError, match="twice as large"):
+        winograd_forward(dy_pooled, W_flip, None, 1, 1, 8, 8,
+                         unpool=(np.zeros((2, 4, 4, 32), np.int8), (10, 8)))

@@ -271,28 +271,32 @@ def test_hooks_run_the_pair_unfused_and_late_backward_hooks_are_refused():
 def test_conv_and_2x2_maxpool_fused_give_the_same_numbers(backend, monkeypatch):
     """Conv2D + MaxPool2D(2) run as one step: pooled inside the Winograd kernel where the
     conv runs on Winograd (spied), else the two forwards in turn (the 3-channel conv runs
-    direct); forward, backward, predict the same bits as one by one. Other pools
-    (3x3, or stride 1) are not fused."""
+    direct); backward reads dy through the pool's argmax where dW and dx run on Winograd
+    (the 24->32 conv, spied); forward, backward, predict the same bits as one by one.
+    Other pools (3x3, or stride 1) are not fused."""
     from minicnn.fast import conv as fast_conv
     from minicnn.nn import BatchNorm2D, GELU
 
     def net():
-        return Sequential([Conv2D(3, 16, 3, rng=0), MaxPool2D(2), Conv2D(16, 32, 3, rng=1),
+        return Sequential([Conv2D(3, 24, 3, rng=0), MaxPool2D(2), Conv2D(24, 32, 3, rng=1),
                            MaxPool2D(2), BatchNorm2D(32), GELU(), Conv2D(32, 32, 3, rng=2),
                            MaxPool2D(3), Flatten(), Dense(2 * 2 * 32, 10, rng=3)])
     fused, plain = net(), Sequential(net().layers, fuse=False)
     assert fused.steps == [(0, 1), (2, 3), (4, 5), (6,), (7,), (8,), (9,)]
     assert not Conv2D(3, 8, 3).can_fuse(MaxPool2D(2, stride=1))
     x = np.random.default_rng(1).standard_normal((3, 30, 30, 3)).astype(np.float32)
-    pooled = []
-    real = fast_conv.winograd_forward
+    pooled, unpooled = [], []
+    real, real_dW = fast_conv.winograd_forward, fast_conv.winograd_weight_grad
     monkeypatch.setattr(fast_conv, "winograd_forward",
                         lambda *a, **k: pooled.append(k.get("pool", False)) or real(*a, **k))
+    monkeypatch.setattr(fast_conv, "winograd_weight_grad",
+                        lambda *a, **k: unpooled.append(len(a) > 5) or real_dW(*a, **k))
     labels = np.array([0, 1, 2])
     with mc.use_backend(backend):
         got, want = step_numbers(fused, x, labels), step_numbers(plain, x, labels)
     if backend == "fast":
         assert True in pooled                                    # the 16->32 conv pooled inside
+        assert True in unpooled                  # and its dW read dy through the pool's argmax
     assert np.isfinite(got[0]).all() and np.abs(got[1]["2.W"]).max() > 0
     for a, b in zip(got[:1] + got[3:], want[:1] + want[3:]):
         np.testing.assert_array_equal(a, b)
@@ -312,8 +316,8 @@ def test_conv_relu_and_2x2_maxpool_run_as_one_step_with_the_same_numbers(backend
     from minicnn.fast import conv as fast_conv
 
     def net():
-        return Sequential([Conv2D(3, 16, 3, rng=0, dtype=dtype), ReLU(),
-                           Conv2D(16, 32, 3, rng=1, dtype=dtype), ReLU(), MaxPool2D(2),
+        return Sequential([Conv2D(3, 24, 3, rng=0, dtype=dtype), ReLU(),
+                           Conv2D(24, 32, 3, rng=1, dtype=dtype), ReLU(), MaxPool2D(2),
                            Conv2D(32, 8, 3, rng=2, dtype=dtype), ReLU(), MaxPool2D(2, stride=1),
                            Flatten(), Dense(6 * 6 * 8, 10, rng=3, dtype=dtype)])
     fused, plain = net(), Sequential(net().layers, fuse=False)
@@ -321,8 +325,10 @@ def test_conv_relu_and_2x2_maxpool_run_as_one_step_with_the_same_numbers(backend
     x = (np.random.default_rng(2).standard_normal((3, 14, 14, 3)) - 0.5).astype(dtype)
     asked = []
     real = fast_conv.winograd_forward
+    unpooled = []
     monkeypatch.setattr(fast_conv, "winograd_forward",
-                        lambda *a, **k: asked.append((k.get("relu"), k.get("pool"))) or real(*a, **k))
+                        lambda *a, **k: asked.append((k.get("relu"), k.get("pool")))
+                        or unpooled.append(k.get("unpool") is not None) or real(*a, **k))
     labels = np.array([0, 1, 2])
     with mc.use_backend(backend):
         logits = fused.forward(x, training=True)
@@ -330,6 +336,7 @@ def test_conv_relu_and_2x2_maxpool_run_as_one_step_with_the_same_numbers(backend
         got, want = step_numbers(fused, x, labels), step_numbers(plain, x, labels)
     if backend == "fast" and dtype == np.float32:
         assert (True, True) in asked                              # ReLU and pool in the kernel
+        assert True in unpooled                                   # dx read through the argmax
     np.testing.assert_array_equal(logits, got[0])
     pooled_zeros = (plain.layers[4].forward(plain.layers[3].forward(plain.layers[2].forward(
         plain.layers[1].forward(plain.layers[0].forward(x))))) == 0).mean()

@@ -39,3 +39,38 @@ def column_sums(x2):
     """(C,) float64: the sums of the (m, C) matrix x2 over its rows (module docstring)."""
     m, C = x2.shape
     return column_sum_partials(x2, np.empty((sum_blocks(m), C))).sum(axis=0)
+
+
+@njit(parallel=True, cache=True)
+def unpooled_column_sum_partials(dy_pooled, arg, OH, OW, partials):
+    """column_sum_partials of the (N * OH * OW, C) rows of a 2x2, stride-2 max-pool's
+    backward, without writing it: row (n, oh, ow) holds dy_pooled[n, oh // 2, ow // 2]
+    on the channels whose argmax is its tap (oh % 2) * 2 + ow % 2, zero elsewhere and
+    where no window reaches. The same blocks, rows and additions (zeros included) as
+    column_sum_partials on that map, so the same bits."""
+    N, PH, PW, C = dy_pooled.shape
+    m = N * OH * OW
+    B = partials.shape[0]
+    for b in prange(B):
+        s = partials[b]
+        s[:] = 0.0
+        for r in range(b * m // B, (b + 1) * m // B):
+            n, pixel = r // (OH * OW), r % (OH * OW)
+            oh, ow = pixel // OW, pixel % OW
+            if oh // 2 < PH and ow // 2 < PW:
+                row, taps = dy_pooled[n, oh // 2, ow // 2], arg[n, oh // 2, ow // 2]
+                tap = np.int8((oh % 2) * 2 + ow % 2)
+                for c in range(C):
+                    s[c] += np.float64(row[c]) if taps[c] == tap else 0.0
+            else:
+                for c in range(C):
+                    s[c] += 0.0
+    return partials
+
+
+def unpooled_column_sums(dy_pooled, arg, OH, OW):
+    """(C,) float64: column_sums of the max-pool backward of dy_pooled (N, OH // 2, OW // 2,
+    C) through its argmax ``arg``, as rows of an (N * OH * OW, C) matrix."""
+    m, C = dy_pooled.shape[0] * OH * OW, dy_pooled.shape[3]
+    return unpooled_column_sum_partials(dy_pooled, arg, OH, OW,
+                                        np.empty((sum_blocks(m), C))).sum(axis=0)

@@ -183,13 +183,19 @@ def at_row(r, src, o, dst, dst_start, n):
 
 @njit(nogil=True, inline="always", boundscheck=False, fastmath={"contract"})
 def input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, partial_V, offs, V,
-                        V_k_stride, tile_start):
+                        V_k_stride, tile_start, arg_flat, PH, PW):
     """V[k][tiles of row (n, ty)] = (B^T d B)[k] for its TW tiles, written at
     V[k * V_k_stride + tile_start ...]: the band of 6 input rows in 4 phases, then
     steps 1 and 2 (module docstring). x_flat: x (N, H, W, C) flat; band (4 phases x
     6 rows x (TW+1) positions x C), partial_V (36 x TW x C), offs (6): scratch;
-    V_k_stride (one position k of V), tile_start (this row's first tile): uint64."""
+    V_k_stride (one position k of V), tile_start (this row's first tile): uint64.
+
+    arg_flat, when not empty: x_flat is a 2x2, stride-2 max-pool's gradient (N, PH, PW, C)
+    and arg_flat its argmax (int8, same shape), and the input read is that pool's
+    backward, (N, H, W, C): each pooled value at its window's argmax tap, zero at the
+    other taps and where no window reaches (what maxpool_backward writes, not written)."""
     zero = np.float32(0.0)
+    unpool = arg_flat.size > 0
     phase_len = TW + 1                                # positions per phase of the band
     C_u, row_len = uint64(C), uint64(TW * C)          # row_len: TW tiles x C channels
     # The band copy below has a twin in winograd_grad.py (the dy band): a shared inline
@@ -199,10 +205,15 @@ def input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, par
         for w in range(4 * TW + 2):
             band_start = uint64((((w % 4) * 6 + i) * phase_len + w // 4) * C)
             iw = w - pad_left                         # input column
-            if 0 <= ih < H and 0 <= iw < W:
+            if 0 <= ih < H and 0 <= iw < W and not unpool:
                 src = uint64(((n * H + ih) * W + iw) * C)
                 for c in range(C_u):
                     band[band_start + c] = x_flat[src + c]
+            elif 0 <= ih < H and 0 <= iw < W and ih // 2 < PH and iw // 2 < PW:
+                src = uint64(((n * PH + ih // 2) * PW + iw // 2) * C)   # its pooled pixel
+                tap = np.int8((ih % 2) * 2 + iw % 2)
+                for c in range(C_u):
+                    band[band_start + c] = x_flat[src + c] if arg_flat[src + c] == tap else zero
             else:
                 for c in range(C_u):
                     band[band_start + c] = zero
@@ -273,7 +284,7 @@ def put_pooled_rows(y_tiles, TW, F, b, relu, n, ty, pooled, arg, best, best_tap,
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
 def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, band, partial_V, V,
-                  M, partial_Y, y_tiles, pooled, arg):
+                  M, partial_Y, y_tiles, pooled, arg, unpool_arg, H, W):
     """Tile rows row0 .. row1-1 (tile row n * TH + ty, TH = ceil(OH / 4)) of
     y = conv3x3(x) + b (then max(., 0) if relu), by F(4x4, 3x3).
 
@@ -287,8 +298,12 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, ban
     partial_Y >= 24*TW*F (step 3), y_tiles >= 16*TW*F (step 4: the 4x4 outputs of one tile row).
     pooled (N, OH // 2, OW // 2, F_out) and arg (same shape, int8), when not empty: the
     output goes through a 2x2, stride-2 max-pool instead, written there (y is not
-    written; put_pooled_rows)."""
-    N, H, W, C = x.shape
+    written; put_pooled_rows). H, W: the input's rows and columns, x.shape[1:3], unless
+    unpool_arg (int8, x's shape) is not empty: then x is a max-pool's gradient and the
+    input is that pool's backward, H x W (input_transform_row)."""
+    N, C = x.shape[0], x.shape[3]
+    PH, PW = x.shape[1], x.shape[2]                   # x's rows and columns (pooled or not)
+    unpool_flat = unpool_arg.reshape(unpool_arg.size)
     OH, OW, F_out = y.shape[1], y.shape[2], y.shape[3]
     TH, TW = (OH + 3) // 4, (OW + 3) // 4
     T = (row1 - row0) * TW
@@ -313,7 +328,8 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, ban
         best = best_tap = bias_row = np.empty(0, y_tiles.dtype)
     for row in range(row0, row1):                     # input transform, row by row of tiles
         input_transform_row(x_flat, H, W, C, row // TH, row % TH, TW, pad_top, pad_left, band,
-                            partial_V, offs, V, V_k_stride, uint64((row - row0) * TW * C))
+                            partial_V, offs, V, V_k_stride, uint64((row - row0) * TW * C),
+                            unpool_flat, PH, PW)
     for k in range(36):                               # products M_k = V_k @ U_k
         for fb in range(n_channel_blocks):
             for t in range(0, T_padded, P):

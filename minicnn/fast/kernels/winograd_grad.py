@@ -130,7 +130,7 @@ def a_row(p, src, o, dst, dst_start, n):
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
 def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partial_V, V, dy_band,
-                       partial_E, E, V_packed, E_packed, P, FB, packed, accumulate):
+                       partial_E, E, V_packed, E_packed, P, FB, packed, accumulate, dy_arg, OH, OW):
     """M_acc (36, C, F) += M_k = V_k^T E_k over tile rows row0 .. row1-1 (tile row
     n * TH + ty, TH = ceil(OH / 4)); M_acc = M_k, its old contents ignored, when
     ``accumulate`` is False.
@@ -141,9 +141,15 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
     band >= 24*(TW+1)*C and partial_V >= 36*TW*C (x's transform, as in winograd.py),
     V >= 36*T*C, dy_band >= 16*TW*F (4 dy rows in 4 phases), partial_E >= 24*TW*F
     (A along the columns), E >= 36*T*F. packed: copy V and E into V_packed and
-    E_packed (as large as V and E) panel by panel first (pack_panels), for large C * F."""
+    E_packed (as large as V and E) panel by panel first (pack_panels), for large C * F.
+    OH, OW: dy's rows and columns, dy.shape[1:3], unless dy_arg (int8, dy's shape) is not
+    empty: then dy is a 2x2, stride-2 max-pool's gradient and the dy read is that pool's
+    backward, OH x OW (each value at its argmax tap, zeros elsewhere; not written)."""
     N, H, W, C = x.shape
-    OH, OW, F = dy.shape[1], dy.shape[2], dy.shape[3]
+    PH, PW, F = dy.shape[1], dy.shape[2], dy.shape[3]  # dy's rows and columns (pooled or not)
+    unpool = dy_arg.size > 0
+    dy_arg_flat = dy_arg.reshape(dy_arg.size)
+    no_arg = np.empty(0, np.int8)                     # x is read as it is
     TH, TW = (OH + 3) // 4, (OW + 3) // 4
     T = (row1 - row0) * TW
     x_flat, dy_flat, M_flat = x.reshape(x.size), dy.reshape(dy.size), M_acc.reshape(M_acc.size)
@@ -155,16 +161,21 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
     for row in range(row0, row1):
         n, ty = row // TH, row % TH
         input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, partial_V, offs,
-                            V, V_k_stride, uint64((row - row0) * TW * C))
+                            V, V_k_stride, uint64((row - row0) * TW * C), no_arg, H, W)
         # the twin of the input band copy in winograd.py, written out for the same reason
         for a in range(4):                            # the dy band: 4 rows, in phases
             oh = 4 * ty + a
             for w in range(4 * TW):
                 band_start = uint64((((w % 4) * 4 + a) * TW + w // 4) * F)
-                if oh < OH and w < OW:
+                if oh < OH and w < OW and not unpool:
                     src = uint64(((n * OH + oh) * OW + w) * F)
                     for f in range(F_u):
                         dy_band[band_start + f] = dy_flat[src + f]
+                elif oh < OH and w < OW and oh // 2 < PH and w // 2 < PW:
+                    src = uint64(((n * PH + oh // 2) * PW + w // 2) * F)   # its pooled pixel
+                    tap = np.int8((oh % 2) * 2 + w % 2)
+                    for f in range(F_u):
+                        dy_band[band_start + f] = dy_flat[src + f] if dy_arg_flat[src + f] == tap else zero
                 else:
                     for f in range(F_u):
                         dy_band[band_start + f] = zero

@@ -13,10 +13,10 @@ exactly that type (``fused_count`` says how many) runs as one step (``forward_fu
 ``backward_fused``), saving passes over large activations: Conv2D + ReLU computes
 y = max(conv(x), 0) block by block while the output is in cache; Conv2D + a 2x2
 MaxPool2D (after a ReLU or not) pools each block of the conv's output there and never
-writes the full map; BatchNorm + GELU computes GELU(BN(x)) from x in one pass each
-way without keeping BN's output. ``summary()`` shows each fused layer;
-``Sequential(layers, fuse=False)`` runs every layer on its own (same numbers: fusion
-changes no result).
+writes the full map, nor the full gradient on the way back; BatchNorm + GELU computes
+GELU(BN(x)) from x in one pass each way without keeping BN's output. ``summary()``
+shows each fused layer; ``Sequential(layers, fuse=False)`` runs every layer on its own
+(same numbers: fusion changes no result).
 
 Hooks, for looking inside (traces, feature maps, saliency): ``forward_hooks`` and
 ``backward_hooks`` are lists of functions ``hook(i, layer, array)``, called with the

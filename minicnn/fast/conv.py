@@ -155,8 +155,7 @@ def conv2d_pool_backward(layer, dy_pooled, pool):
                                                      REDUCE_GROUPS, unpool)
     if not layer.needs_input_grad:
         return None
-    W_flip = np.ascontiguousarray(layer.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
-    return winograd_forward(dy_pooled, W_flip, None, layer.KH - 1 - shape.pad_top,
+    return winograd_forward(dy_pooled, flipped_weights(layer), None, layer.KH - 1 - shape.pad_top,
                             layer.KW - 1 - shape.pad_left, shape.H, shape.W, unpool=unpool)
 
 
@@ -209,6 +208,12 @@ def im2col_weight_grad(layer, x, dy_rows, shape, need_dW, need_db):
     return dW, db_groups.sum(axis=0) if need_db else None
 
 
+def flipped_weights(layer):
+    """W_flip (KH, KW, F, C): W flipped in space and transposed in channels, the kernel
+    whose stride-1 convolution of dy (padded by KH - 1 - pad) is dx."""
+    return np.ascontiguousarray(layer.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
+
+
 def input_grad(layer, dy, x_shape, shape):
     """dx (N, H, W, C) from dy (N, OH, OW, F), by the rule's dx path."""
     path = conv_path(layer, "dx", shape)
@@ -216,8 +221,7 @@ def input_grad(layer, dy, x_shape, shape):
         return col2im_input_grad(layer, dy, x_shape, shape)
     KH, KW = layer.KH, layer.KW
     dy_pad_top, dy_pad_left = KH - 1 - shape.pad_top, KW - 1 - shape.pad_left
-    # W_flip (KH, KW, F, C): W flipped in space and transposed in channels
-    W_flip = np.ascontiguousarray(layer.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
+    W_flip = flipped_weights(layer)
     if path == "winograd":
         return winograd_forward(dy, W_flip, None, dy_pad_top, dy_pad_left, shape.H, shape.W)
     if path == "direct":

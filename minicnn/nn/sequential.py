@@ -297,8 +297,9 @@ class Sequential:
     def summary(self, input_shape=(32, 32, 3), paths=False, batch_size=128):
         """A table of each layer's output shape, parameter count and forward FLOPs per
         example (multiply-add = 2). ``input_shape`` excludes the batch axis. Layers
-        fused into the one before them are marked. ``paths=True`` adds which code computes each layer's forward
-        pass, dx and dW on the active backend, for a batch of ``batch_size``
+        fused into the one before them are marked. ``paths=True`` adds which code
+        computes each layer's forward pass, dx and dW on the active backend, for a
+        batch of ``batch_size``
         (a Conv2D's choice depends on its map sizes, channels and dtype: fast/rules.py).
         A layer that cannot take the shape the one before gives raises a ValueError
         (``layer_shapes``)."""

@@ -319,8 +319,9 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, ban
     F_u, row_len = uint64(F_out), uint64(TW * F)      # channels kept; row_len: a tile row of M
     V_k_stride, M_k_stride = uint64(T_padded * C), uint64(T_padded * F)  # one position k of V, M
     if pooled.size:                                   # put_pooled_rows' scratch
-        best, best_tap, bias_row = (np.empty(TW * F, y_tiles.dtype), np.empty(TW * F, y_tiles.dtype),
-                                    np.zeros(TW * F, y_tiles.dtype))
+        best = np.empty(TW * F, y_tiles.dtype)
+        best_tap = np.empty(TW * F, y_tiles.dtype)
+        bias_row = np.zeros(TW * F, y_tiles.dtype)
         for tx in range(TW):
             for f in range(b.size):
                 bias_row[tx * F + f] = b[f]

@@ -175,7 +175,8 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
                     src = uint64(((n * PH + oh // 2) * PW + w // 2) * F)   # its pooled pixel
                     tap = np.int8((oh % 2) * 2 + w % 2)
                     for f in range(F_u):
-                        dy_band[band_start + f] = dy_flat[src + f] if dy_arg_flat[src + f] == tap else zero
+                        at_tap = dy_arg_flat[src + f] == tap
+                        dy_band[band_start + f] = dy_flat[src + f] if at_tap else zero
                 else:
                     for f in range(F_u):
                         dy_band[band_start + f] = zero

@@ -10,7 +10,8 @@ Tasks (dicts):
         pass "forward":  y = conv.forward(x, training=True)        x (N, H, W, C)
         pass "backward": conv.backward(dy) after an untimed forward; computes dx AND dW (and db)
     {"kind": "network", "name", "widths"?, "N", "mode", "retain"?}
-        mode "train": forward + softmax_cross_entropy + backward + p -= lr * g
+        mode "train": forward + softmax_cross_entropy + backward + SGD step
+                      (minicnn.optim.SGD without momentum: p -= lr * g, one pass per param)
                       (retain: backward(dy, retain=True), every saved input kept)
         mode "infer": model.predict(x, batch_size=N)   (one forward, eval mode)
 """
@@ -107,13 +108,14 @@ def make(task):
                 "params": int(model.num_params())}
         if task["mode"] == "train":
             retain = bool(task.get("retain", False))
+            from minicnn.optim import SGD
+            optimizer = SGD(model.named_parameters(), lr=LR)
 
             def step():
                 logits = model.forward(x, training=True)                    # (N, 10)
                 _, dlogits = softmax_cross_entropy(logits, labels)
                 model.backward(dlogits, retain=retain)
-                for _, p, g in model.named_parameters():
-                    p -= LR * g
+                optimizer.step()
             return Subject(lambda: timed(step), meta)
         return Subject(lambda: timed(lambda: model.predict(x, batch_size=N)), meta)
 

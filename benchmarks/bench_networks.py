@@ -9,7 +9,7 @@ For minicnn.zoo.simple() and .airbench(widths=(64, 256, 256)) on random
 32x32x3 images (NHWC float32), at batch 128 and 1024 (--quick: 128 only):
 
     train  forward(x, training=True) + softmax_cross_entropy + backward
-           + ``p -= lr * g`` over model.named_parameters()      3 × forward FLOPs
+           + an SGD step (minicnn.optim.SGD, p -= lr * g)        3 × forward FLOPs
     infer  model.predict(x, batch_size=N)   (eval mode, one forward)
 
 reporting ms per step, images per second, achieved GFLOP/s (model.flops per

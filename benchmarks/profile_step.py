@@ -21,12 +21,14 @@ import minicnn  # noqa: E402
 
 minicnn.tune_process()   # the settings training uses (minicnn/fast/process.py)
 from minicnn.nn import softmax_cross_entropy  # noqa: E402
+from minicnn.optim import SGD  # noqa: E402
 from minicnn.zoo import airbench, simple  # noqa: E402
 
 
 def profile(model, x, labels, mode, reps, clock):
     L = len(model.layers)
     fwd, bwd, other = np.zeros(L), np.zeros(L), np.zeros(2)     # other: loss, update
+    optimizer = SGD(model.named_parameters(), lr=1e-3)
     for rep in range(reps + 1):
         w = 0.0 if rep == 0 else 1.0 / reps                      # step 0 is the warm-up
         h = x
@@ -48,8 +50,7 @@ def profile(model, x, labels, mode, reps, clock):
             d = model.layers[i].backward(d)
             bwd[i] += w * (clock() - t)
         t = clock()
-        for _, p, g in model.named_parameters():
-            p -= 1e-3 * g
+        optimizer.step()
         other[1] += w * (clock() - t)
     return fwd, bwd, other
 

@@ -4,6 +4,7 @@
     conv.py         Conv2D's passes: the im2col path, and the calls into the others:
     conv_winograd.py, conv_direct.py, conv_taps.py   (drivers: blocks, threads, scratch)
     layers.py       every other layer's passes (activations, max-pool, BatchNorm, Dense)
+    optim.py        SGD's update as one pass over each param
     kernels/        numba kernels (plain arrays and ints in, arrays out), with NumPy
                     twins beside them (for ReLU, GELU and max-pooling the twin is the
                     layer's reference code in minicnn/nn)
@@ -48,7 +49,7 @@ if ("NUMBA_CPU_FEATURES" not in os.environ and "numba" not in sys.modules
     if wide_features is not None:
         os.environ["NUMBA_CPU_FEATURES"] = wide_features
 
-from . import conv, layers  # noqa: E402,F401  (registers the fast passes)
+from . import conv, layers, optim  # noqa: E402,F401  (registers the fast passes)
 from ..backend import register_path_names  # noqa: E402
 from .process import tune_process  # noqa: E402
 from .rules import conv_paths, layer_paths  # noqa: E402

@@ -19,9 +19,13 @@ current ``lr`` (as in PyTorch's AdamW), so it follows the schedule; its
 strength per step is ``lr * wd``, not ``wd``.
 
 Shapes: ``v`` has the shape and dtype of ``p``. Memory: one buffer per param
-with momentum, plus up to three temporaries of ``p``'s size during a step.
+with momentum, plus up to three temporaries of ``p``'s size during a step of the
+reference code (``update_reference``, below). On the fast backend a float32 param
+takes the same step as one pass with no temporaries (minicnn/fast/kernels/sgd.py),
+rounding as the reference does: the same bits.
 """
 
+from .. import backend
 from .base import (Optimizer, check_bool, check_number, momentum_direction, momentum_state,
                    weight_decay_direction)
 
@@ -46,6 +50,14 @@ class SGD(Optimizer):
         return momentum_state(p, group)
 
     def update(self, p, g, state, group, lr):
+        """One param's step, on the active backend (the fast one may decline: then the
+        reference runs)."""
+        fast = backend.current_backend() == "fast" and backend.fast_implementation(SGD, "update")
+        if not (fast and type(self).update_reference is SGD.update_reference
+                and fast(self, p, g, state, group, lr)):
+            self.update_reference(p, g, state, group, lr)
+
+    def update_reference(self, p, g, state, group, lr):
         d = weight_decay_direction(p, g, group, lr)     # d = g (+ wd*p), or p shrunk
         step = momentum_direction(d, state, group)      # v = mu*v + d; v, or d + mu*v
         p -= lr * step                                  # p = p - lr*step

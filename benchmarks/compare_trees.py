@@ -19,7 +19,7 @@ it exists; older trees applied them at import). Prints, per configuration, the m
 step time of each tree, the ratio new / old of the medians and the range of the
 per-repetition ratios: a ratio of 1.00 within that range is "the same speed".
 
-train = forward + softmax cross-entropy + backward + a plain SGD update;
+train = forward + softmax cross-entropy + backward + an SGD step (minicnn.optim.SGD, lr 1e-3);
 infer = ``model.predict(x, batch_size=N)``. Random images, float32, 2 threads.
 """
 import argparse

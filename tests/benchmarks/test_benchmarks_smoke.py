@@ -417,3 +417,17 @@ def test_bench_fusion_prints_both_passes_of_each_net(capsys):
     assert rows[0][-1] == "9"            # airbench: six BatchNorm + GELU, three Conv2D + MaxPool2D
     with pytest.raises(SystemExit):
         bench_fusion.main(["--batch", "0"])
+
+
+def test_memory_bandwidth_benchmark_prints_each_pass_and_thread_count():
+    path = ROOT / "benchmarks" / "bench_memory_bandwidth.py"
+    out = subprocess.run([sys.executable, str(path), "--mb", "0.5", "--reps", "1",
+                          "--threads", "1", "2"],
+                         capture_output=True, text=True, timeout=600, check=True)
+    rows = [l.split() for l in out.stdout.splitlines() if l and not l.startswith("#")]
+    assert rows[0] == ["pass", "threads", "GB/s"]
+    assert [r[:2] for r in rows[1:]] == [[p, t] for p in ("copy", "read", "write") for t in "12"]
+    assert all(float(r[2]) > 0 for r in rows[1:])
+    bad = subprocess.run([sys.executable, str(path), "--threads", "0"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "--threads" in bad.stderr and "[0]" in bad.stderr

@@ -28,15 +28,25 @@ def test_weight_transform_is_G_g_Gt_packed():
                                rtol=1e-13, atol=1e-13)
 
 
-def test_weight_transform_equals_the_sums_over_slices_bit_for_bit():
+@pytest.mark.parametrize("C", [7, 19])       # fewer channels than one pass; two and a part
+def test_weight_transform_equals_the_sums_over_slices_bit_for_bit(C):
     """The compiled loop sums in the order the plain float64 formula does (G g over i,
-    then over j), so the packed result is the same to the last bit."""
-    W = np.random.default_rng(1).standard_normal((3, 3, 7, 64)).astype(np.float32)
-    want = weight_transform_over_slices(W)                                 # (36, 2, 7, 32)
+    then over j), so the packed result is the same to the last bit, also when computed
+    over ranges of channels that cut its passes (kernels/winograd.py, CHANNELS_PER_PASS)."""
+    from minicnn.fast.kernels.winograd import weight_transform_into
+    rng = np.random.default_rng(C)
+    W = (rng.standard_normal((3, 3, C, 64)) * 10.0 ** rng.integers(-4, 3, (3, 3, C, 64)))
+    W = W.astype(np.float32)
+    want = weight_transform_over_slices(W)                                 # (36, 2, C, 32)
     np.testing.assert_array_equal(weight_transform(W), want)
     np.testing.assert_array_equal(weight_transform(W, 64), weight_transform_over_slices(W, 64))
-    exact = np.einsum("ai,ijcf,bj->abcf", G, W.astype(np.float64), G).reshape(36, 7, 64)
-    np.testing.assert_allclose(want.transpose(0, 2, 1, 3).reshape(36, 7, 64), exact, rtol=1e-6)
+    split = np.full_like(want, np.nan)
+    for c0, c1 in ((0, 3), (3, C - 2), (C - 2, C)):                       # three ranges cover C
+        weight_transform_into(W, G, split, c0, c1)
+    np.testing.assert_array_equal(split, want)
+    exact = np.einsum("ai,ijcf,bj->abcf", G, W.astype(np.float64), G).reshape(36, C, 64)
+    np.testing.assert_allclose(want.transpose(0, 2, 1, 3).reshape(36, C, 64), exact,
+                               rtol=1e-6, atol=1e-6 * np.abs(exact).max())
 
 
 def test_weight_transform_makes_no_blas_call():
@@ -279,7 +289,7 @@ def test_winograd_weight_grad_packed_panels(monkeypatch, unit, N, H, W, C, F, ti
         assert rel_err(got, strided) < WINOGRAD_TOL
 
 
-@pytest.mark.parametrize("n_groups,C,F", [(1, 5, 7), (4, 8, 16), (3, 12, 48)])
+@pytest.mark.parametrize("n_groups,C,F", [(1, 5, 7), (4, 8, 16), (3, 12, 48), (4, 19, 32)])
 def test_weight_grad_output_transform_kernel_equals_numpy_twin_bit_for_bit(n_groups, C, F):
     """The compiled dW tail (the groups summed in order, then G^T M G, all in float64)
     is the NumPy formula to the last bit, on any range of channels."""

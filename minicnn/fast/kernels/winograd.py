@@ -88,29 +88,48 @@ def weight_transform_over_slices(W, FB=32):
     return np.ascontiguousarray(U)
 
 
+CHANNELS_PER_PASS = 8   # weight_transform_into: input channels whose U rows are written together
+
+
 @njit(nogil=True, cache=True, boundscheck=False)
 def weight_transform_into(W, G, U, c0, c1):
     """U[6a + b, f // FB, c, f % FB] = sum_j G[b, j] (sum_i G[a, i] W[i, j, c, f]) for the
     input channels c0 <= c < c1, in float64, summed in that order (i, then j), so the
     result does not depend on how the loops are vectorized or the channels shared out
-    among threads; Gg (6, 3, F) is G g for one input channel c."""
-    F = W.shape[3]
+    among threads.
+
+    CHANNELS_PER_PASS channels at a time: first Gg = G g (6, 3, F) for each of them,
+    then U position by position, each write a run of channels x FB floats. (Channel by
+    channel, the 36 x F/FB runs of FB floats one channel writes lie C x FB floats
+    apart, a power of two that maps them all to the same few cache sets.)"""
+    C, F = W.shape[2], W.shape[3]
     n_blocks, FB = U.shape[1], U.shape[3]
-    Gg = np.empty((6, 3, F))
-    for c in range(c0, c1):
-        for a in range(6):
-            for j in range(3):
-                for f in range(F):
-                    Gg[a, j, f] = (G[a, 0] * np.float64(W[0, j, c, f])
-                                   + G[a, 1] * np.float64(W[1, j, c, f])
-                                   + G[a, 2] * np.float64(W[2, j, c, f]))
-        for a in range(6):
+    W_flat, U_flat = W.reshape(W.size), U.reshape(U.size)
+    Gg = np.empty(CHANNELS_PER_PASS * 18 * F)     # (channel of the pass, a, j, f), float64
+    F_u, FB_u = uint64(F), uint64(FB)
+    for pass_c0 in range(c0, c1, CHANNELS_PER_PASS):
+        pass_c1 = min(pass_c0 + CHANNELS_PER_PASS, c1)
+        for c in range(pass_c0, pass_c1):         # Gg[a, j] = sum_i G[a, i] W[i, j, c]
+            for a in range(6):
+                for j in range(3):
+                    w0 = uint64((j * C + c) * F)              # W[0, j, c, :]
+                    w1 = uint64(((3 + j) * C + c) * F)        # W[1, j, c, :]
+                    w2 = uint64(((6 + j) * C + c) * F)        # W[2, j, c, :]
+                    gg = uint64((((c - pass_c0) * 6 + a) * 3 + j) * F)
+                    for f in range(F_u):
+                        Gg[gg + f] = (G[a, 0] * np.float64(W_flat[w0 + f])
+                                      + G[a, 1] * np.float64(W_flat[w1 + f])
+                                      + G[a, 2] * np.float64(W_flat[w2 + f]))
+        for a in range(6):                        # U[6a + b] = sum_j G[b, j] Gg[a, j]
             for b in range(6):
                 for block in range(n_blocks):
-                    for q in range(FB):
-                        f = block * FB + q
-                        U[6 * a + b, block, c, q] = (G[b, 0] * Gg[a, 0, f] + G[b, 1] * Gg[a, 1, f]
-                                                     + G[b, 2] * Gg[a, 2, f])
+                    for c in range(pass_c0, pass_c1):
+                        gg0 = uint64(((c - pass_c0) * 6 + a) * 3 * F + block * FB)
+                        gg1, gg2 = gg0 + F_u, gg0 + 2 * F_u
+                        u = uint64((((6 * a + b) * n_blocks + block) * C + c) * FB)
+                        for q in range(FB_u):
+                            U_flat[u + q] = (G[b, 0] * Gg[gg0 + q] + G[b, 1] * Gg[gg1 + q]
+                                             + G[b, 2] * Gg[gg2 + q])
 
 
 def winograd_reference(x, W, b, pad_top, pad_left, OH, OW):

@@ -65,6 +65,9 @@ def weight_grad_output_transform(M, dtype):
                      for r in GT_M]).astype(dtype)
 
 
+CHANNELS_PER_PASS = 8   # weight_grad_output_transform_into: input channels read together
+
+
 @njit(nogil=True, cache=True, boundscheck=False)
 def weight_grad_output_transform_into(M_groups, G, dW, c0, c1):
     """dW[:, :, c, :] = G^T M G for the input channels c0 <= c < c1, where M (36, C, F) is
@@ -73,31 +76,45 @@ def weight_grad_output_transform_into(M_groups, G, dW, c0, c1):
     The same float64 sums in the same order (the groups one after the other; then a,
     then b, as the NumPy twin does), so the two agree to the last bit and the result
     does not depend on how the channels are shared out among threads.
-    Scratch per channel c: M_c (36, F), GT_M (3, 6, F) = (G^T M)[i, b] for one c."""
+
+    CHANNELS_PER_PASS channels at a time, so that each read of M_groups and each write
+    of dW is a run of channels x F floats (channel by channel, the 36 x n_groups rows
+    of F floats one channel reads lie C x F floats apart, a power of two that maps them
+    all to the same few cache sets). Scratch: M_pass (channels, 36, F), the summed M of
+    the pass's channels; dW_pass (3, 3, channels, F); GT_M (3, 6, F) = (G^T M)[i, b]."""
     n_groups, F = M_groups.shape[0], M_groups.shape[3]
-    M_c = np.empty((36, F))
+    M_pass = np.empty((CHANNELS_PER_PASS, 36, F))
+    dW_pass = np.empty((3, 3, CHANNELS_PER_PASS, F))
     GT_M = np.empty((3, 6, F))
-    for c in range(c0, c1):
+    for pass_c0 in range(c0, c1, CHANNELS_PER_PASS):
+        n_c = min(CHANNELS_PER_PASS, c1 - pass_c0)
         for k in range(36):                           # the groups, summed in order
-            for f in range(F):
-                M_c[k, f] = np.float64(M_groups[0, k, c, f])
-            for g in range(1, n_groups):
-                for f in range(F):
-                    M_c[k, f] += np.float64(M_groups[g, k, c, f])
-        for i in range(3):                            # G^T M: (G^T M)[i, b] = sum_a G[a, i] M[a, b]
-            for b in range(6):
-                for f in range(F):
-                    total = G[0, i] * M_c[b, f]
-                    for a in range(1, 6):
-                        total += G[a, i] * M_c[6 * a + b, f]
-                    GT_M[i, b, f] = total
-        for i in range(3):                            # (G^T M) G: dW[i, j] = sum_b G[b, j] (G^T M)[i, b]
+            for g in range(n_groups):
+                for cc in range(n_c):
+                    for f in range(F):
+                        value = np.float64(M_groups[g, k, pass_c0 + cc, f])
+                        M_pass[cc, k, f] = value if g == 0 else M_pass[cc, k, f] + value
+        for cc in range(n_c):
+            M_c = M_pass[cc]
+            for i in range(3):                        # G^T M: (G^T M)[i, b] = sum_a G[a, i] M[a, b]
+                for b in range(6):
+                    for f in range(F):
+                        total = G[0, i] * M_c[b, f]
+                        for a in range(1, 6):
+                            total += G[a, i] * M_c[6 * a + b, f]
+                        GT_M[i, b, f] = total
+            for i in range(3):                        # (G^T M) G: dW[i, j] = sum_b G[b, j] (G^T M)[i, b]
+                for j in range(3):
+                    for f in range(F):
+                        total = G[0, j] * GT_M[i, 0, f]
+                        for b in range(1, 6):
+                            total += G[b, j] * GT_M[i, b, f]
+                        dW_pass[i, j, cc, f] = total
+        for i in range(3):                            # the pass's channels, one run each (i, j)
             for j in range(3):
-                for f in range(F):
-                    total = G[0, j] * GT_M[i, 0, f]
-                    for b in range(1, 6):
-                        total += G[b, j] * GT_M[i, b, f]
-                    dW[i, j, c, f] = total
+                for cc in range(n_c):
+                    for f in range(F):
+                        dW[i, j, pass_c0 + cc, f] = dW_pass[i, j, cc, f]
     return dW
 
 

@@ -165,10 +165,15 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False, pool=
         y = np.empty((N, OH, OW, F_out), dtype=x.dtype)
     n_threads = num_threads()
 
-    def scratch(size):                   # one flat buffer per thread (sizes: winograd_rows)
-        return [np.zeros(size, x.dtype) for _ in range(n_threads)]
+    def scratch(size, make=np.zeros):    # one flat buffer per thread (sizes: winograd_rows)
+        return [make(size, x.dtype) for _ in range(n_threads)]
     bands, partial_Vs = scratch(24 * (TW + 1) * C), scratch(36 * TW * C)
-    Vs, Ms = scratch(36 * tiles_per_block * C), scratch(36 * tiles_per_block * F)
+    # V and M (megabytes for a wide layer: zeroing them cost more than a block's products
+    # of a small one) need no zeros: the products read V's tiles only after the input
+    # transform wrote them, except the padding tiles of a block smaller than a product
+    # tile, whose M rows the output transform never reads.
+    Vs = scratch(36 * tiles_per_block * C, np.empty)
+    Ms = scratch(36 * tiles_per_block * F, np.empty)
     partial_Ys, y_tiles_bufs = scratch(24 * TW * F), scratch(16 * TW * F)
 
     def block(i, thread):                # tile rows row0 .. row1-1 of the batch

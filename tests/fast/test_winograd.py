@@ -470,3 +470,38 @@ def test_unpooling_refuses_an_argmax_that_does_not_fit():
     with pytest.raises(ValueError, match="twice as large"):
         winograd_forward(dy_pooled, W_flip, None, 1, 1, 8, 8,
                          unpool=(np.zeros((2, 4, 4, 32), np.int8), (10, 8)))
+
+
+class _NaNEmpty:
+    """numpy, except that empty() returns float arrays full of NaN (what an uninitialised
+    buffer might hold) and records their sizes."""
+    def __init__(self):
+        self.sizes = []
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def empty(self, shape, dtype=float):
+        if np.dtype(dtype).kind != "f":
+            return np.empty(shape, dtype)
+        self.sizes.append(int(np.prod(shape)))
+        return np.full(shape, np.nan, dtype)
+
+
+@pytest.mark.parametrize("N,H,C,F,pool", [(1, 4, 8, 32, False), (2, 7, 16, 64, False),
+                                          (3, 13, 8, 32, True), (2, 9, 64, 256, False)])
+def test_winograd_forward_reads_no_buffer_before_writing_it(N, H, C, F, pool, monkeypatch):
+    """The forward's scratch V and M, and its outputs, come from np.empty: with every such
+    buffer full of NaN the results are the same bits (blocks smaller than a product tile,
+    the 1-image and odd-sized cases included)."""
+    rng = np.random.default_rng(H)
+    x = rng.standard_normal((N, H, H, C)).astype(np.float32)
+    Wt = rng.standard_normal((3, 3, C, F)).astype(np.float32)
+    want = winograd_forward(x, Wt, None, 1, 1, H, H, relu=True, pool=pool)
+    poisoned = _NaNEmpty()
+    monkeypatch.setattr(cw, "np", poisoned)
+    got = winograd_forward(x, Wt, None, 1, 1, H, H, relu=True, pool=pool)
+    assert any(size % (36 * F) == 0 for size in poisoned.sizes)     # M came from empty()
+    for a, b in zip(want, got) if pool else [(want, got)]:
+        assert np.isfinite(b).all()
+        np.testing.assert_array_equal(a, b)

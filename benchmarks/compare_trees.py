@@ -44,7 +44,10 @@ if os.path.isdir(os.path.join(os.path.dirname(minicnn.__file__), "zoo")):
 else:                                                 # the layout before minicnn/zoo
     from minicnn.models import airbench, simple
     from minicnn.losses import softmax_cross_entropy
-from minicnn.optim import SGD
+try:
+    from minicnn.optim import SGD
+except ImportError:                                   # a tree from before minicnn.optim
+    SGD = None
 here = os.path.dirname(minicnn.__file__)
 foreign = sorted(m.__file__ for m in list(sys.modules.values())
                  if m.__name__.startswith("minicnn") and getattr(m, "__file__", None)
@@ -61,12 +64,16 @@ for line in sys.stdin:
         x = rng.standard_normal((cmd["batch"], 32, 32, 3)).astype(np.float32)   # (N, H, W, C)
         labels = rng.integers(0, 10, cmd["batch"])
         if cmd["mode"] == "train":
-            optimizer = SGD(model.named_parameters(), lr=1e-3)
+            optimizer = SGD(model.named_parameters(), lr=1e-3) if SGD else None
 
             def step():
                 loss, dlogits = softmax_cross_entropy(model.forward(x, training=True), labels)
                 model.backward(dlogits)
-                optimizer.step()
+                if optimizer is not None:
+                    optimizer.step()
+                else:
+                    for _, p, g in model.named_parameters():
+                        p -= 1e-3 * g
         else:
             def step():
                 model.predict(x, batch_size=len(x))

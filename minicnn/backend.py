@@ -19,10 +19,13 @@ Choosing one, for the whole process or for a block of code::
 A layer's backward always runs on the backend that ran its forward (what one
 keeps for the other is private to that backend). A layer type the fast backend
 has not registered a pass for runs that pass on the reference code.
+
+Optimizers use the same registry: SGD's step is registered as (SGD, "update")
+(``minicnn/fast/optim.py``) and ``SGD.update`` asks for it on the fast backend.
 """
 BACKENDS = ("fast", "reference")
 
-_fast = {}                 # (layer type, pass) -> function(layer, *args)
+_fast = {}                 # (layer or optimizer type, pass) -> function(layer, *args)
 _fast_path_names = None    # function(layer, x_shape) -> {pass: name}, set by minicnn.fast
 _active = "fast"
 

@@ -13,18 +13,25 @@ from .kernels.sgd import sgd_update
 
 @register(SGD, "update")
 def sgd_fast_update(optimizer, p, g, state, group, lr):
-    """True when p (and its momentum buffer) were updated here: p, g and the buffer are
-    float32, C-contiguous and of one shape, and lr is a Python float (as group_lr makes
-    it; a NumPy float64 would make the reference step in float64)."""
+    """True when p (and its momentum buffer) were updated here; False, nothing changed,
+    unless: p, g and the buffer are float32, C-contiguous, of one shape and share no
+    memory (the reference reads g after shrinking p: the same numbers only when g is not
+    part of p); lr, the momentum and the decay are Python floats (as the optimizer keeps
+    them: a NumPy float64 would make the reference's step float64); and a momentum > 0
+    has its buffer (else the reference raises its KeyError)."""
     v = state.get("momentum")
     arrays = (p, g) if v is None else (p, g, v)
-    if type(lr) is not float or not all(
-            isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
-            and a.shape == p.shape for a in arrays):
+    mu, wd = group["momentum"], group["weight_decay"]
+    if not all(type(s) is float for s in (lr, mu, wd)):
         return False
-    mu = group["momentum"]
-    if mu > 0.0 and v is None:             # no buffer: the reference's error, not a guess
+    if not all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
+               and a.shape == p.shape for a in arrays):
         return False
-    sgd_update(p.reshape(-1), g.reshape(-1), np.empty(0, np.float32) if v is None else v.reshape(-1),
-               lr, group["weight_decay"], mu, group["nesterov"], group["decoupled"])
+    if any(np.may_share_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:]):
+        return False
+    if mu > 0.0 and v is None:
+        return False
+    sgd_update(p.reshape(-1), g.reshape(-1),
+               np.empty(0, np.float32) if v is None else v.reshape(-1),
+               lr, wd, mu, group["nesterov"], group["decoupled"])
     return True

@@ -50,12 +50,14 @@ class SGD(Optimizer):
         return momentum_state(p, group)
 
     def update(self, p, g, state, group, lr):
-        """One param's step, on the active backend (the fast one may decline: then the
-        reference runs)."""
-        fast = backend.current_backend() == "fast" and backend.fast_implementation(SGD, "update")
-        if not (fast and type(self).update_reference is SGD.update_reference
-                and fast(self, p, g, state, group, lr)):
-            self.update_reference(p, g, state, group, lr)
+        """One param's step, on the active backend. The fast one may decline (it returns
+        False): then, as for a subclass with its own update_reference, the reference runs."""
+        own_maths = type(self).update_reference is not SGD.update_reference
+        if backend.current_backend() == "fast" and not own_maths:
+            fast = backend.fast_implementation(SGD, "update")
+            if fast is not None and fast(self, p, g, state, group, lr):
+                return
+        self.update_reference(p, g, state, group, lr)
 
     def update_reference(self, p, g, state, group, lr):
         d = weight_decay_direction(p, g, group, lr)     # d = g (+ wd*p), or p shrunk

@@ -21,15 +21,15 @@ PARALLEL_FROM = 1 << 15         # elements: a smaller param is updated on one co
 
 
 @njit(inline="always")
-def sgd_element(p, g, v, i, lr, wd, shrink, mu, nesterov, decoupled):
-    """Update element i of p (and of v when mu > 0); see the module docstring."""
+def sgd_element(p, g, v, i, lr, wd, shrink, mu, l2, decoupled, momentum, nesterov):
+    """Update element i of p (and of v with momentum); see the module docstring."""
     p_i, d = p[i], g[i]
     if decoupled:
         p_i = p_i * shrink
-    elif wd > 0:
+    elif l2:
         d = p_i * wd + d
     step = d
-    if mu > 0:
+    if momentum:
         v_i = v[i] * mu + d
         v[i] = v_i
         step = v_i * mu + d if nesterov else v_i
@@ -37,21 +37,24 @@ def sgd_element(p, g, v, i, lr, wd, shrink, mu, nesterov, decoupled):
 
 
 @njit(cache=True)
-def sgd_update_serial(p, g, v, lr, wd, shrink, mu, nesterov, decoupled):
+def sgd_update_serial(p, g, v, lr, wd, shrink, mu, l2, decoupled, momentum, nesterov):
     for i in range(p.size):
-        sgd_element(p, g, v, i, lr, wd, shrink, mu, nesterov, decoupled)
+        sgd_element(p, g, v, i, lr, wd, shrink, mu, l2, decoupled, momentum, nesterov)
 
 
 @njit(parallel=True, cache=True)
-def sgd_update_parallel(p, g, v, lr, wd, shrink, mu, nesterov, decoupled):
+def sgd_update_parallel(p, g, v, lr, wd, shrink, mu, l2, decoupled, momentum, nesterov):
     for i in prange(p.size):
-        sgd_element(p, g, v, i, lr, wd, shrink, mu, nesterov, decoupled)
+        sgd_element(p, g, v, i, lr, wd, shrink, mu, l2, decoupled, momentum, nesterov)
 
 
 def sgd_update(p, g, v, lr, wd, mu, nesterov, decoupled):
-    """p (and v) updated in place. p, g, v: flat float32 arrays (v empty when mu == 0);
-    lr, wd, mu: Python floats (decoupled decay only when wd > 0)."""
+    """p (and v) updated in place. p, g, v: flat float32 arrays that share no memory (v
+    empty when mu == 0); lr, wd, mu: Python floats. Which terms apply is decided here,
+    on the Python floats, as the reference decides (a tiny mu or wd is not 0 there even
+    where its float32 is)."""
     f32 = np.float32
-    decoupled = bool(decoupled and wd > 0.0)
+    decay = wd > 0.0
     kernel = sgd_update_parallel if p.size >= PARALLEL_FROM else sgd_update_serial
-    kernel(p, g, v, f32(lr), f32(wd), f32(1.0 - lr * wd), f32(mu), bool(nesterov), decoupled)
+    kernel(p, g, v, f32(lr), f32(wd), f32(1.0 - lr * wd), f32(mu), decay and not decoupled,
+           decay and bool(decoupled), mu > 0.0, bool(nesterov))

@@ -431,3 +431,17 @@ def test_memory_bandwidth_benchmark_prints_each_pass_and_thread_count():
     bad = subprocess.run([sys.executable, str(path), "--threads", "0"],
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "--threads" in bad.stderr and "[0]" in bad.stderr
+
+
+def test_parallel_profile_prints_its_rows():
+    path = ROOT / "benchmarks" / "profile_parallel.py"
+    out = subprocess.run([sys.executable, str(path), "--net", "simple", "--batch", "4",
+                          "--reps", "1"], capture_output=True, text=True, timeout=600, check=True)
+    rows = dict(l.split() for l in out.stdout.splitlines() if l and not l.startswith("#"))
+    assert list(rows) == ["step_ms", "calls_per_step", "wall_ms", "busiest_thread_ms",
+                          "overhead_ms", "idle_tail_ms", "start_lag_us"]
+    assert float(rows["calls_per_step"]) >= 1                 # the wrapper saw the conv blocks
+    assert float(rows["wall_ms"]) >= float(rows["busiest_thread_ms"]) > 0
+    bad = subprocess.run([sys.executable, str(path), "--reps", "0"],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and "--reps" in bad.stderr

@@ -59,7 +59,8 @@ def recording(parallel_blocks, calls):
         used = parallel_blocks(nblocks, timed_work, nthreads)
         wall = time.perf_counter() - start
         ends = sorted(last.values())
-        lag = min(first.get(t, start) for t in first if t != 0) - start if len(first) > 1 else np.nan
+        others = [t for thread, t in first.items() if thread != 0]     # the other threads' starts
+        lag = min(others) - start if others else np.nan
         calls.append((wall, max(busy.values(), default=0.0),
                       ends[-1] - ends[0] if len(ends) > 1 else 0.0, lag))
         return used

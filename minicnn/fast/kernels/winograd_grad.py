@@ -103,8 +103,8 @@ def weight_grad_output_transform_into(M_groups, G, dW, c0, c1):
                         for a in range(1, 6):
                             total += G[a, i] * M_c[6 * a + b, f]
                         GT_M[i, b, f] = total
-            for i in range(3):                        # (G^T M) G: dW[i, j] = sum_b G[b, j] (G^T M)[i, b]
-                for j in range(3):
+            for i in range(3):                        # (G^T M) G:
+                for j in range(3):                    # dW[i, j] = sum_b G[b, j] (G^T M)[i, b]
                     for f in range(F):
                         total = G[0, j] * GT_M[i, 0, f]
                         for b in range(1, 6):

@@ -79,16 +79,18 @@ class use_backend:
 
 
 def fast_implementation(layer_type, pass_name):
-    """The fast backend's function for this pass of ``layer_type``, or None.
+    """The fast backend's function for this pass of ``layer_type`` (a layer's or an
+    optimizer's), or None.
 
-    A subclass inherits its base class's fast code, unless it redefines a reference
-    method (of either pass: forward and backward share what forward keeps): then it has
-    changed the maths, and both its passes run its own reference code."""
+    A subclass inherits its base class's fast code, unless it redefines any reference
+    method (``forward_reference``, ``backward_pool_reference``, ``update_reference``, ...;
+    any pass, since forward and backward share what forward keeps): then it has changed
+    the maths, and all its passes run its own reference code."""
     for cls in layer_type.__mro__:
         fn = _fast.get((cls, pass_name))
         if fn is not None:
             return fn
-        if {"forward_reference", "backward_reference"} & vars(cls).keys():
+        if any(name.endswith("_reference") for name in vars(cls)):
             return None
     return None
 

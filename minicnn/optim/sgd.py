@@ -52,9 +52,8 @@ class SGD(Optimizer):
     def update(self, p, g, state, group, lr):
         """One param's step, on the active backend. The fast one may decline (it returns
         False): then, as for a subclass with its own update_reference, the reference runs."""
-        own_maths = type(self).update_reference is not SGD.update_reference
-        if backend.current_backend() == "fast" and not own_maths:
-            fast = backend.fast_implementation(SGD, "update")
+        if backend.current_backend() == "fast":
+            fast = backend.fast_implementation(type(self), "update")
             if fast is not None and fast(self, p, g, state, group, lr):
                 return
         self.update_reference(p, g, state, group, lr)

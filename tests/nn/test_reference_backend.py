@@ -208,6 +208,18 @@ def test_a_subclass_redefining_one_pass_runs_both_on_its_reference_code():
     assert dx.shape == x.shape and np.abs(dx).max() < 1e-12      # d(sum of normalised)/dx = 0
 
 
+def test_a_subclass_redefining_a_fused_pass_runs_every_pass_on_its_reference_code():
+    """Any redefined *_reference method counts, not only forward's and backward's: a conv
+    whose pooled pass has other maths gets none of Conv2D's fast passes, fused or not."""
+    class OtherPooledConv(mc.Conv2D):
+        def forward_pool_reference(self, x, training, pool, relu=False):
+            return super().forward_pool_reference(x, training, pool, relu)
+
+    assert backend.fast_implementation(mc.Conv2D, "forward_pool") is not None
+    for pass_name in ("forward", "backward", "forward_pool", "backward_pool"):
+        assert backend.fast_implementation(OtherPooledConv, pass_name) is None
+
+
 def test_only_max_pooling_is_limited_to_11x11_windows():
     with pytest.raises(ValueError, match="pool_size must be at most 11, got 12"):
         mc.MaxPool2D(12)

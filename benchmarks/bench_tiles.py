@@ -12,8 +12,8 @@ Read them against the core's FMA peak (benchmarks/bench_fma_peak.py). The patter
   output channels, C steps; U's block of FB channels read in a run (as winograd.py).
 * ``dW``       the Winograd dW products V_k^T @ E_k on strided reads: P input channels
   (adjacent in V) x FB output channels, one step per tile (V rows C apart, E rows F apart).
-* ``dW-packed`` the same on packed panels (pack_panels): each step reads P and FB
-  adjacent floats.
+* ``dW-padded`` the same with rows 16 floats further apart (C + 16, F + 16), as
+  the wide layers' V and E are laid out (conv_winograd.py, DW_ROW_PAD).
 
 Shapes (C, F, tiles) are those of airbench94's layers at a block's size. The figures
 say which tile keeps the FMA units busy on this CPU; whole-layer and whole-step effects
@@ -34,7 +34,8 @@ from minicnn.fast.kernels.microkernel import tile_source  # noqa: E402
 
 CASES = {"forward": [(32, 32, 96), (64, 64, 96), (256, 256, 96)],
          "dW": [(64, 64, 32), (64, 256, 32), (256, 256, 128)],
-         "dW-packed": [(256, 256, 128)]}
+         "dW-padded": [(64, 256, 128), (256, 256, 128)]}
+PAD = 16                                          # dW-padded: extra floats per row
 
 
 def compile_tiles(shapes):
@@ -66,14 +67,14 @@ def make_driver(tile, P, FB, pattern):
                     tile(a, c, one, 1, C, b, fb * FB, one, F, T, out, c * F + fb * FB, F, True)
 
     @njit(nogil=True, boundscheck=False)
-    def grad_packed(a, b, out, C, F, T, reps):      # the same on panels (C/P, T, P), (F/FB, T, FB)
+    def grad_padded(a, b, out, C, F, T, reps):      # the same, rows C + PAD and F + PAD apart
         one = np.zeros(1, np.int64)
         for _ in range(reps):
             for c in range(0, C - P + 1, P):
                 for fb in range(F // FB):
-                    tile(a, c * T, one, 1, P, b, fb * FB * T, one, FB, T, out, c * F + fb * FB,
-                         F, True)
-    return {"forward": forward, "dW": grad, "dW-packed": grad_packed}[pattern]
+                    tile(a, c, one, 1, C + PAD, b, fb * FB, one, F + PAD, T, out,
+                         c * F + fb * FB, F, True)
+    return {"forward": forward, "dW": grad, "dW-padded": grad_padded}[pattern]
 
 
 def rates(drivers, pattern, C, F, T, seconds, rounds=5):
@@ -81,8 +82,8 @@ def rates(drivers, pattern, C, F, T, seconds, rounds=5):
     timing, the tiles taking turns for ``rounds`` rounds (so a machine whose speed drifts
     slows them alike), the best round of each."""
     rng = np.random.default_rng(0)
-    a = rng.random(T * C, dtype=np.float32)
-    b = rng.random(T * F + C * F, dtype=np.float32)
+    a = rng.random(T * (C + PAD), dtype=np.float32)           # room for padded rows
+    b = rng.random(T * (F + PAD) + C * F, dtype=np.float32)
     out = np.zeros(max(T, C) * F, np.float32)
     reps, flops, best = {}, {}, {}
     for (P, FB), driver in drivers.items():

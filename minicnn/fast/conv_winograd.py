@@ -10,8 +10,8 @@ Here the work is cut into blocks of whole tile rows, about TILES_PER_BLOCK tiles
 each (forward_tiles_per_block: more on cores with a large L2), handed to every
 core (parallel.py), each core with its own scratch: V and M of a block, 36
 positions x 32 tiles x (C + F) floats, 295 KB for 32 + 32 channels, stay in the
-core's L2 cache (for dW with C * F above PACKED_DW_ABOVE, blocks of 128 tiles
-whose V and E are repacked panel by panel, kernels/winograd_grad.py). dW sums its
+core's L2 cache (for dW with C * F above WIDE_DW_ABOVE, blocks of 128 tiles whose
+rows of V and E lie DW_ROW_PAD floats further apart, kernels/winograd_grad.py). dW sums its
 blocks into one (36, C, F) accumulator per fixed group of blocks (REDUCE_GROUPS in
 conv.py), then the groups in order: reproducible whatever the thread timing. The
 weight transforms (U for the forward pass and dx; the groups' sum and G^T M G for
@@ -35,8 +35,9 @@ LARGE_L2_BYTES = 2 * 1024 ** 2   # with at least this much L2 per core, larger b
 WIDE_LAYER_TILES = 48            # U is large (C * F >= 64 * 256: read once per block) and
 THIN_LAYER_TILES = 64            # where a tile's V and M are small (C + F <= 64: 9 KB)
 GRAD_TILES_PER_BLOCK = 32      # dW: tiles per block (V and E of a block, and the accumulators)
-PACKED_DW_ABOVE = 64 * 256     # dW: from C * F above this, products read packed panels ...
-PACKED_GRAD_TILES_PER_BLOCK = 128   # ... of this many tiles (docs/performance.md, "Winograd")
+WIDE_DW_ABOVE = 64 * 256       # dW: from C * F above this, blocks of ...
+WIDE_GRAD_TILES_PER_BLOCK = 128   # ... this many tiles, whose rows of V and E are ...
+DW_ROW_PAD = 16                   # ... this many floats further apart (docs/performance.md)
 
 
 SHARED_TRANSFORMS_ABOVE = 64 * 64   # weight transforms of C * F above this: channels shared
@@ -204,8 +205,9 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups, unpool=None):
                          f"dy {dy.shape} {dy.dtype}")
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     TH, TW = -(-OH // 4), -(-OW // 4)                                # tile rows, tiles per row
-    packed = C * F > PACKED_DW_ABOVE
-    tiles_per_block = PACKED_GRAD_TILES_PER_BLOCK if packed else GRAD_TILES_PER_BLOCK
+    wide = C * F > WIDE_DW_ABOVE
+    tiles_per_block = WIDE_GRAD_TILES_PER_BLOCK if wide else GRAD_TILES_PER_BLOCK
+    row_pad = DW_ROW_PAD if wide else 0  # a tile's C values of V (F of E) + row_pad to the next
     rows_per_block = max(1, tiles_per_block // TW)                   # tile rows per block
     n_tile_rows = N * TH
     n_blocks = -(-n_tile_rows // rows_per_block)
@@ -218,11 +220,9 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups, unpool=None):
     def scratch(size):                   # one flat buffer per thread (sizes: winograd_grad_rows),
         return [np.empty(size, x.dtype) for _ in range(n_threads)]   # written before it is read
     bands, partial_Vs = scratch(24 * (TW + 1) * C), scratch(36 * TW * C)
-    Vs = scratch(36 * rows_per_block * TW * C)
+    Vs = scratch(36 * rows_per_block * TW * (C + row_pad))
     dy_bands, partial_Es = scratch(16 * TW * F), scratch(24 * TW * F)
-    Es = scratch(36 * rows_per_block * TW * F)
-    Vs_packed = scratch(36 * rows_per_block * TW * C if packed else 1)
-    Es_packed = scratch(36 * rows_per_block * TW * F if packed else 1)
+    Es = scratch(36 * rows_per_block * TW * (F + row_pad))
 
     def group(g, thread):                # group g: its range of blocks, in order
         first = g * n_blocks // n_groups
@@ -231,8 +231,7 @@ def winograd_weight_grad(x, dy, pad_top, pad_left, reduce_groups, unpool=None):
                                min(n_tile_rows, i * rows_per_block + rows_per_block),
                                pad_top, pad_left, M_groups[g], bands[thread], partial_Vs[thread],
                                Vs[thread], dy_bands[thread], partial_Es[thread], Es[thread],
-                               Vs_packed[thread], Es_packed[thread], P, FB, packed, i > first,
-                               dy_arg, OH, OW)
+                               C + row_pad, F + row_pad, P, FB, i > first, dy_arg, OH, OW)
 
     parallel_blocks(n_groups, group)
     dW = np.empty((3, 3, C, F), x.dtype)          # G^T (sum of the groups) G, in float64

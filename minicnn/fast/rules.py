@@ -33,7 +33,7 @@ import numpy as np
 
 from ..backend import fast_implementation
 from ..nn.conv import Conv2D
-from .conv_winograd import PACKED_DW_ABOVE, padded_width
+from .conv_winograd import WIDE_DW_ABOVE, padded_width
 from .kernels.direct import slp_vectorizer_on, tile_width
 from .kernels.taps import padding_share
 
@@ -42,7 +42,7 @@ MIN_WINOGRAD_SIDE = 7        # winograd: output map (forward, dW) or input map (
 MIN_WINOGRAD_CHANNELS = 16   # winograd: input channels of the product (C forward, F for dx)
 MIN_WINOGRAD_CHANNEL_USE = 0.75  # winograd: of the product's output channels padded to a
                                  # multiple of 32 (padded_width), at least this share real
-MIN_PACKED_WINOGRAD_DW_TILES = 64    # winograd dW with C * F above PACKED_DW_ABOVE: at
+MIN_WIDE_WINOGRAD_DW_TILES = 64      # winograd dW with C * F above WIDE_DW_ABOVE: at
                                      # least this many 4x4 tiles in the batch
 MIN_DIRECT_WIDTH = 12        # direct: maps at least this wide
 MAX_DIRECT_CHANNELS = 64     # direct: the product's output channels at most this many
@@ -99,14 +99,14 @@ def winograd_dx_fits(layer, shape):
 
 
 def winograd_dW_fits(layer, shape):
-    """4 x 16 tiles (C % 4, F % 16); at C * F above PACKED_DW_ABOVE (packed products, one
+    """4 x 16 tiles (C % 4, F % 16); at C * F above WIDE_DW_ABOVE (blocks of 128 tiles, one
     (36, C, F) accumulator of 9 MB at 256 x 256) only on enough tiles to pay for it:
     16 images of 7 x 7 maps on the Xeon, once its tail ran on every core."""
     tiles = shape.N * (-(-shape.OH // 4)) * (-(-shape.OW // 4))
     return (shape.need_dW and tiles_can_run(layer, shape)
             and winograd_common(layer, min(shape.OH, shape.OW))
             and layer.C % 4 == 0 and layer.F % 16 == 0
-            and (layer.C * layer.F <= PACKED_DW_ABOVE or tiles >= MIN_PACKED_WINOGRAD_DW_TILES))
+            and (layer.C * layer.F <= WIDE_DW_ABOVE or tiles >= MIN_WIDE_WINOGRAD_DW_TILES))
 
 
 def direct_common(layer, shape, width):

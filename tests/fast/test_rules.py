@@ -87,7 +87,7 @@ def test_winograd_weight_grad_rule():
     assert not dW(32, 32, 16, np.float64)
     assert dW(64, 256, 15)
     assert not dW(256, 256, 7)                                            # 2 images: 8 tiles
-    big = Conv2D(256, 256, 3, padding="same", rng=0)                      # packed products:
+    big = Conv2D(256, 256, 3, padding="same", rng=0)                      # a wide dW:
     for N, fits in ((8, False), (15, False), (16, True), (128, True), (2000, True)):  # >= 64 tiles
         assert winograd_dW_fits(big, conv_shape(big, (N, 7, 7, 256), np.float32, True)) == fits
     frozen = Conv2D(32, 32, 3, rng=0)                                     # W frozen: db alone

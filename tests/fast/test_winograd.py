@@ -265,28 +265,41 @@ def test_winograd_weight_grad_any_blocking_same_numbers(monkeypatch, tiles_per_b
 @pytest.mark.parametrize("N,H,W,C,F,tiles_per_block", [
     (2, 8, 8, 4, 16, 128), (3, 7, 9, 8, 64, 5), (2, 11, 13, 12, 32, 1), (2, 7, 7, 132, 128, 128),
     (2, 7, 7, 136, 128, 128)])
-def test_winograd_weight_grad_packed_panels(monkeypatch, unit, N, H, W, C, F, tiles_per_block):
-    """The products on packed panels (large C * F; forced here on small layers too, and
-    at 132 and 136 x 128 without forcing) give what the strided reads give, on both tile
-    sets (on AVX-512: panels of 8 channels where 8 divides C, else of 4)."""
+def test_winograd_weight_grad_wide_layers_pad_rows_apart(monkeypatch, unit, N, H, W, C, F,
+                                                         tiles_per_block):
+    """Wide layers (C * F above WIDE_DW_ABOVE; forced here on small layers too, and at
+    132 and 136 x 128 without forcing) lay V's and E's tiles DW_ROW_PAD floats further
+    apart: the same sums in the same order, so the same bits as side by side, on both
+    tile sets (on AVX-512: 8 x 32 where 8 divides C, else 4 x 32)."""
     from minicnn.fast import vectors
+    from minicnn.fast.kernels import winograd_grad
     rng = np.random.default_rng(C + F)
     x = rng.standard_normal((N, H, W, C)).astype(np.float32)
     dy = rng.standard_normal((N, H, W, F)).astype(np.float32)
     want = dW_direct_sum(x.astype(np.float64), dy.astype(np.float64), 1, 1)
-    monkeypatch.setattr(cw, "PACKED_GRAD_TILES_PER_BLOCK", tiles_per_block)
+    monkeypatch.setattr(cw, "WIDE_GRAD_TILES_PER_BLOCK", tiles_per_block)
+    strides = []
+    real_rows = winograd_grad.winograd_grad_rows
+
+    def recording_rows(*args):
+        strides.append(args[13:15])                      # V_tile_stride, E_tile_stride
+        return real_rows(*args)
+    monkeypatch.setattr(cw, "winograd_grad_rows", recording_rows)
     previous = vectors.use_vector_unit(unit)
     try:
-        if C * F <= cw.PACKED_DW_ABOVE:
-            strided = winograd_weight_grad(x, dy, 1, 1, 2)
-            monkeypatch.setattr(cw, "PACKED_DW_ABOVE", 0)
+        if C * F <= cw.WIDE_DW_ABOVE:
+            monkeypatch.setattr(cw, "GRAD_TILES_PER_BLOCK", tiles_per_block)
+            side_by_side = winograd_weight_grad(x, dy, 1, 1, 2)
+            assert set(strides) == {(C, F)}
+            strides.clear()
+            monkeypatch.setattr(cw, "WIDE_DW_ABOVE", 0)
         got = winograd_weight_grad(x, dy, 1, 1, 2)
     finally:
         vectors.use_vector_unit(previous)
-    assert C * F > cw.PACKED_DW_ABOVE                       # the packed path ran
+    assert set(strides) == {(C + cw.DW_ROW_PAD, F + cw.DW_ROW_PAD)}   # the padded rows ran
     assert rel_err(got, want) < WINOGRAD_TOL
     if C * F <= 64 * 256:
-        assert rel_err(got, strided) < WINOGRAD_TOL
+        np.testing.assert_array_equal(got, side_by_side)
 
 
 @pytest.mark.parametrize("n_groups,C,F", [(1, 5, 7), (4, 8, 16), (3, 12, 48), (4, 19, 32)])
@@ -336,8 +349,8 @@ def test_large_layers_share_the_weight_transforms_with_the_same_bits(monkeypatch
     assert rel_err(dW, ref) < WINOGRAD_TOL
 
 
-@pytest.mark.parametrize("packed", [False, True])
-def test_winograd_grad_rows_without_accumulate_ignores_what_m_held(packed):
+@pytest.mark.parametrize("row_pad", [0, 16])
+def test_winograd_grad_rows_without_accumulate_ignores_what_m_held(row_pad):
     """A group's first block sets M (accumulate=False): NaN left in M by an earlier use
     of the memory must not reach dW. Same bits as adding to zeros; scratch full of NaN
     is overwritten before it is read."""
@@ -351,10 +364,11 @@ def test_winograd_grad_rows_without_accumulate_ignores_what_m_held(packed):
 
     def run(M, accumulate):
         nan = lambda size: np.full(size, np.nan, np.float32)        # noqa: E731
+        Cs, Fs = C + row_pad, F + row_pad                          # tile strides in V, E
         winograd_grad_rows(x, dy, 0, N * TH, 1, 1, M, nan(24 * (TW + 1) * C), nan(36 * TW * C),
-                           nan(36 * T * C), nan(16 * TW * F), nan(24 * TW * F), nan(36 * T * F),
-                           nan(36 * T * C), nan(36 * T * F), 4, 32, packed, accumulate,
-                           np.empty(0, np.int8), H, W)
+                           nan(36 * T * Cs), nan(16 * TW * F), nan(24 * TW * F),
+                           nan(36 * T * Fs), Cs, Fs, 4, 32, accumulate, np.empty(0, np.int8),
+                           H, W)
         return M
     set_on_nan = run(np.full((36, C, F), np.nan, np.float32), False)
     added_to_zeros = run(np.zeros((36, C, F), np.float32), True)

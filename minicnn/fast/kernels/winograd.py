@@ -202,12 +202,14 @@ def at_row(r, src, o, dst, dst_start, n):
 
 @njit(nogil=True, inline="always", boundscheck=False, fastmath={"contract"})
 def input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, partial_V, offs, V,
-                        V_k_stride, tile_start, arg_flat, PH, PW):
+                        V_k_stride, tile_start, tile_stride, arg_flat, PH, PW):
     """V[k][tiles of row (n, ty)] = (B^T d B)[k] for its TW tiles, written at
     V[k * V_k_stride + tile_start ...]: the band of 6 input rows in 4 phases, then
     steps 1 and 2 (module docstring). x_flat: x (N, H, W, C) flat; band (4 phases x
     6 rows x (TW+1) positions x C), partial_V (36 x TW x C), offs (6): scratch;
-    V_k_stride (one position k of V), tile_start (this row's first tile): uint64.
+    V_k_stride (one position k of V), tile_start (this row's first tile): uint64;
+    tile_stride: from one tile's C values in V to the next tile's, C (side by side)
+    or more (rows padded apart, as winograd_grad.py's wide layers want them).
 
     arg_flat, when not empty: x_flat is a 2x2, stride-2 max-pool's gradient (N, PH, PW, C)
     and arg_flat its argmax (int8, same shape), and the input read is that pool's
@@ -241,11 +243,15 @@ def input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, par
             offs[j] = uint64((((j % 4) * 6 + i) * phase_len + j // 4) * C)
         for s in range(6):
             bt_row(s, band, offs, partial_V, uint64(s * 6 + i) * row_len, row_len)
+    # step 2 writes one run of the row's TW tiles, or one run per tile when they lie apart
+    runs, run_len = (1, row_len) if tile_stride == C else (TW, C_u)
     for s in range(6):                                # step 2: B^T along the rows -> V
-        for i in range(6):
-            offs[i] = uint64(s * 6 + i) * row_len
-        for r in range(6):
-            bt_row(r, partial_V, offs, V, uint64(6 * r + s) * V_k_stride + tile_start, row_len)
+        for run in range(runs):
+            for i in range(6):
+                offs[i] = uint64(s * 6 + i) * row_len + uint64(run) * run_len
+            start = tile_start + uint64(run) * uint64(tile_stride)
+            for r in range(6):
+                bt_row(r, partial_V, offs, V, uint64(6 * r + s) * V_k_stride + start, run_len)
 
 
 @njit(nogil=True, inline="always", boundscheck=False)
@@ -348,7 +354,7 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, ban
         best = best_tap = bias_row = np.empty(0, y_tiles.dtype)
     for row in range(row0, row1):                     # input transform, row by row of tiles
         input_transform_row(x_flat, H, W, C, row // TH, row % TH, TW, pad_top, pad_left, band,
-                            partial_V, offs, V, V_k_stride, uint64((row - row0) * TW * C),
+                            partial_V, offs, V, V_k_stride, uint64((row - row0) * TW * C), C,
                             unpool_flat, PH, PW)
     for k in range(36):                               # products M_k = V_k @ U_k
         for fb in range(n_channel_blocks):

@@ -147,7 +147,8 @@ def a_row(p, src, o, dst, dst_start, n):
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
 def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partial_V, V, dy_band,
-                       partial_E, E, V_packed, E_packed, P, FB, packed, accumulate, dy_arg, OH, OW):
+                       partial_E, E, V_tile_stride, E_tile_stride, P, FB, accumulate, dy_arg, OH,
+                       OW):
     """M_acc (36, C, F) += M_k = V_k^T E_k over tile rows row0 .. row1-1 (tile row
     n * TH + ty, TH = ceil(OH / 4)); M_acc = M_k, its old contents ignored, when
     ``accumulate`` is False.
@@ -156,9 +157,12 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
     are P input x FB output channels: 4 x 16, or on AVX-512 4 x 32 or 8 x 32 (C % P == 0,
     F % FB == 0). Scratch (flat float32), TW = ceil(OW / 4), T = (row1 - row0) * TW:
     band >= 24*(TW+1)*C and partial_V >= 36*TW*C (x's transform, as in winograd.py),
-    V >= 36*T*C, dy_band >= 16*TW*F (4 dy rows in 4 phases), partial_E >= 24*TW*F
-    (A along the columns), E >= 36*T*F. packed: copy V and E into V_packed and
-    E_packed (as large as V and E) panel by panel first (pack_panels), for large C * F.
+    V >= 36*T*V_tile_stride, dy_band >= 16*TW*F (4 dy rows in 4 phases),
+    partial_E >= 24*TW*F (A along the columns), E >= 36*T*E_tile_stride.
+    V_tile_stride, E_tile_stride: from one tile's values in V (E) to the next tile's,
+    C (F) or more. A product tile reads T rows of V_k and E_k a tile stride apart; with
+    C = F = 256 those rows are 1 KB apart and fall into the same few sets of the L1
+    cache, evicting each other: 16 floats more per row spreads them out (conv_winograd.py).
     OH, OW: dy's rows and columns, dy.shape[1:3], unless dy_arg (int8, dy's shape) is not
     empty: then dy is a 2x2, stride-2 max-pool's gradient and the dy read is that pool's
     backward, OH x OW (each value at its argmax tap, zeros elsewhere; not written)."""
@@ -174,11 +178,13 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
     offs = np.zeros(6, np.uint64)                     # where the inputs of a transform start
     zero = np.float32(0.0)
     F_u, row_len = uint64(F), uint64(TW * F)          # unsigned F; row_len: TW tiles x F
-    V_k_stride, E_k_stride = uint64(T * C), uint64(T * F)   # one position k of V, E
+    V_k_stride, E_k_stride = uint64(T * V_tile_stride), uint64(T * E_tile_stride)   # one k
+    runs, run_len = (1, row_len) if E_tile_stride == F else (TW, F_u)   # E's tiles apart or not
     for row in range(row0, row1):
         n, ty = row // TH, row % TH
         input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, partial_V, offs,
-                            V, V_k_stride, uint64((row - row0) * TW * C), no_arg, H, W)
+                            V, V_k_stride, uint64((row - row0) * TW * V_tile_stride),
+                            V_tile_stride, no_arg, H, W)
         # the twin of the input band copy in winograd.py, written out for the same reason
         for a in range(4):                            # the dy band: 4 rows, in phases
             oh = 4 * ty + a
@@ -202,25 +208,22 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
                 offs[b] = uint64(b * 4 + a) * row_len
             for p in range(6):
                 a_row(p, dy_band, offs, partial_E, uint64(p * 4 + a) * row_len, row_len)
-        tile_start = uint64((row - row0) * TW * F)    # this row's first tile in E
+        tile_start = uint64((row - row0) * TW * E_tile_stride)   # this row's first tile in E
         for p in range(6):                            # A along the rows -> E
-            for a in range(4):
-                offs[a] = uint64(p * 4 + a) * row_len
-            for r in range(6):
-                a_row(r, partial_E, offs, E, uint64(6 * r + p) * E_k_stride + tile_start, row_len)
-    if packed:
-        pack_panels(V, T, C, P, V_packed)
-        pack_panels(E, T, F, FB, E_packed)
-        V, E = V_packed, E_packed
-    a_ks, b_ks = (P, FB) if packed else (C, F)        # from one tile (step k) to the next
+            for run in range(runs):                   # all TW tiles at once, or tile by tile
+                for a in range(4):
+                    offs[a] = uint64(p * 4 + a) * row_len + uint64(run) * run_len
+                start = tile_start + uint64(run) * uint64(E_tile_stride)
+                for r in range(6):
+                    a_row(r, partial_E, offs, E, uint64(6 * r + p) * E_k_stride + start, run_len)
+    a_ks, b_ks = V_tile_stride, E_tile_stride         # from one tile (step k) to the next
     for k in range(36):                               # M_acc_k (+)= V_k^T @ E_k
         for c0 in range(0, C, P):
             for f0 in range(0, F, FB):
                 # tile arguments: a = V_k from channel c0, p = channel (stride 1), k = tile
-                # (stride a_ks); b = E_k from channel f0, k stride b_ks; T steps. Packed,
-                # the P channels from c0 start at c0 * T (panel c0 / P of T rows of P)
-                a_start = k * T * C + (c0 * T if packed else c0)
-                b_start = k * T * F + (f0 * T if packed else f0)
+                # (stride a_ks); b = E_k from channel f0, k stride b_ks; T steps
+                a_start = k * T * V_tile_stride + c0
+                b_start = k * T * E_tile_stride + f0
                 if P == 8:
                     tile_8x32(V, a_start, one_tap, 1, a_ks, E, b_start, one_tap, b_ks,
                               T, M_flat, (k * C + c0) * F + f0, F, accumulate)
@@ -231,19 +234,3 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
                     tile_4x16(V, a_start, one_tap, 1, a_ks, E, b_start, one_tap, b_ks,
                               T, M_flat, (k * C + c0) * F + f0, F, accumulate)
     return M_acc
-
-
-@njit(nogil=True, cache=True, boundscheck=False)
-def pack_panels(src, T, C, P, dst):
-    """For each of the 36 positions k: src[k] (T, C) -> dst[k] (C / P, T, P), panels of
-    P channels whose T rows follow each other, so that a product tile reads its operand
-    from one contiguous run instead of rows C floats apart (C % P == 0)."""
-    T_u, C_u, P_u = uint64(T), uint64(C), uint64(P)
-    for k in range(36):
-        base = uint64(k) * T_u * C_u
-        for panel in range(C_u // P_u):
-            out = base + uint64(panel) * T_u * P_u
-            for t in range(T_u):
-                row = base + uint64(t) * C_u + uint64(panel) * P_u
-                for p in range(P_u):
-                    dst[out + uint64(t) * P_u + p] = src[row + p]

@@ -12,8 +12,8 @@ Read them against the core's FMA peak (benchmarks/bench_fma_peak.py). The patter
   output channels, C steps; U's block of FB channels read in a run (as winograd.py).
 * ``dW``       the Winograd dW products V_k^T @ E_k on strided reads: P input channels
   (adjacent in V) x FB output channels, one step per tile (V rows C apart, E rows F apart).
-* ``dW-padded`` the same with rows 16 floats further apart (C + 16, F + 16), as
-  the wide layers' V and E are laid out (conv_winograd.py, DW_ROW_PAD).
+* ``dW-padded`` the same with rows DW_ROW_PAD floats further apart (C + 16, F + 16),
+  as the wide layers' V and E are laid out (conv_winograd.py).
 
 Shapes (C, F, tiles) are those of airbench94's layers at a block's size. The figures
 say which tile keeps the FMA units busy on this CPU; whole-layer and whole-step effects
@@ -30,12 +30,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import minicnn  # noqa: E402,F401  (numba's compile flags: fast/__init__.py)
 from numba import njit  # noqa: E402
 
+from minicnn.fast.conv_winograd import DW_ROW_PAD as PAD  # noqa: E402  (dW-padded's rows)
 from minicnn.fast.kernels.microkernel import tile_source  # noqa: E402
 
 CASES = {"forward": [(32, 32, 96), (64, 64, 96), (256, 256, 96)],
          "dW": [(64, 64, 32), (64, 256, 32), (256, 256, 128)],
-         "dW-padded": [(64, 256, 128), (256, 256, 128)]}
-PAD = 16                                          # dW-padded: extra floats per row
+         "dW-padded": [(256, 256, 128)]}
 
 
 def compile_tiles(shapes):

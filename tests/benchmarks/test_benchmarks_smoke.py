@@ -445,3 +445,27 @@ def test_parallel_profile_prints_its_rows():
     bad = subprocess.run([sys.executable, str(path), "--reps", "0"],
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "--reps" in bad.stderr
+
+
+def test_profile_step_fused_times_sequentials_steps_and_runs_its_forward(capsys):
+    import time
+
+    import profile_step
+    from minicnn.zoo import simple
+    x = np.random.default_rng(0).standard_normal((2, 32, 32, 3), dtype=np.float32)
+    labels = np.array([3, 7])
+    model = simple(rng=0)
+    model.set_input_grads(wanted=False)
+    fwd, bwd, other, units, out = profile_step.profile(model, x, labels, "train", 0,
+                                                       time.perf_counter, fused=True)
+    assert units == model.steps and any(len(unit) == 3 for unit in units)   # conv+relu+pool
+    np.testing.assert_array_equal(out, simple(rng=0).forward(x, training=True))
+    assert fwd.shape == bwd.shape == (len(units),) and not fwd.any()         # warm-up only
+    profile_step.main(["--net", "simple", "--batch", "2", "--reps", "1", "--fused"])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line[:2].strip().isdigit()]
+    assert [row[1] for row in rows[:2]] == ["Conv2D+ReLU", "Conv2D+ReLU+MaxPool2D"]
+    shares = [float(row[-1].rstrip("%")) for row in rows]
+    conv_rows = [row for row in rows if row[1].startswith("Conv2D")]
+    assert len(conv_rows) == 4 and all(float(row[2]) > 0 and float(row[3]) > 0 for row in conv_rows)
+    assert 90 < sum(shares) <= 100.5                  # the rest: the loss and the update

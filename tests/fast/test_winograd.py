@@ -269,15 +269,16 @@ def test_winograd_weight_grad_wide_layers_pad_rows_apart(monkeypatch, unit, N, H
                                                          tiles_per_block):
     """Wide layers (C * F above WIDE_DW_ABOVE; forced here on small layers too, and at
     132 and 136 x 128 without forcing) lay V's and E's tiles DW_ROW_PAD floats further
-    apart: the same sums in the same order, so the same bits as side by side, on both
-    tile sets (on AVX-512: 8 x 32 where 8 divides C, else 4 x 32)."""
-    from minicnn.fast import vectors
+    apart: the same sums in the same order, so the same bits as side by side (the same
+    blocks with DW_ROW_PAD = 0), on every tile (AVX-512: 8 x 32 where 8 divides C, else
+    4 x 32, 4 x 16 where 32 does not divide F; AVX2: 4 x 16)."""
     from minicnn.fast.kernels import winograd_grad
     rng = np.random.default_rng(C + F)
     x = rng.standard_normal((N, H, W, C)).astype(np.float32)
     dy = rng.standard_normal((N, H, W, F)).astype(np.float32)
     want = dW_direct_sum(x.astype(np.float64), dy.astype(np.float64), 1, 1)
     monkeypatch.setattr(cw, "WIDE_GRAD_TILES_PER_BLOCK", tiles_per_block)
+    monkeypatch.setattr(cw, "WIDE_DW_ABOVE", min(cw.WIDE_DW_ABOVE, C * F - 1))  # wide
     strides = []
     real_rows = winograd_grad.winograd_grad_rows
 
@@ -287,19 +288,16 @@ def test_winograd_weight_grad_wide_layers_pad_rows_apart(monkeypatch, unit, N, H
     monkeypatch.setattr(cw, "winograd_grad_rows", recording_rows)
     previous = vectors.use_vector_unit(unit)
     try:
-        if C * F <= cw.WIDE_DW_ABOVE:
-            monkeypatch.setattr(cw, "GRAD_TILES_PER_BLOCK", tiles_per_block)
-            side_by_side = winograd_weight_grad(x, dy, 1, 1, 2)
-            assert set(strides) == {(C, F)}
-            strides.clear()
-            monkeypatch.setattr(cw, "WIDE_DW_ABOVE", 0)
         got = winograd_weight_grad(x, dy, 1, 1, 2)
+        padded = set(strides)
+        strides.clear()
+        monkeypatch.setattr(cw, "DW_ROW_PAD", 0)
+        side_by_side = winograd_weight_grad(x, dy, 1, 1, 2)
     finally:
         vectors.use_vector_unit(previous)
-    assert set(strides) == {(C + cw.DW_ROW_PAD, F + cw.DW_ROW_PAD)}   # the padded rows ran
+    assert padded == {(C + 16, F + 16)} and set(strides) == {(C, F)}   # each layout ran
     assert rel_err(got, want) < WINOGRAD_TOL
-    if C * F <= 64 * 256:
-        np.testing.assert_array_equal(got, side_by_side)
+    np.testing.assert_array_equal(got, side_by_side)
 
 
 @pytest.mark.parametrize("n_groups,C,F", [(1, 5, 7), (4, 8, 16), (3, 12, 48), (4, 19, 32)])
@@ -436,17 +434,21 @@ def test_winograd_forward_pooled_equals_the_pool_of_its_output(unit, N, H, W, C,
     assert np.isnan(got).any() and (got_arg[..., 1] == 0).all() and (got_arg != 0).any()
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("unit", ["avx2", "avx512"])
 @pytest.mark.parametrize("N,OH,OW,C,F", [(2, 8, 8, 16, 32), (3, 15, 15, 24, 64),
                                          (2, 7, 9, 64, 32), (2, 12, 10, 32, 48)])
-def test_reading_dy_through_the_pool_argmax_gives_the_bits_of_the_unpooled_map(unit, N, OH, OW,
-                                                                                C, F):
+def test_reading_dy_through_the_pool_argmax_gives_the_bits_of_the_unpooled_map(
+        monkeypatch, wide, unit, N, OH, OW, C, F):
     """dx, dW and db of a conv whose output went through a 2x2, stride-2 max-pool, from the
     pooled gradient and the argmax (unpool=...), equal those from the pool's backward
     written out (maxpool_backward), to the last bit: odd maps (the last row or column no
-    window reaches), ties in the argmax, a NaN in the gradient."""
+    window reaches), ties in the argmax, a NaN in the gradient; dW also on the wide
+    layers' padded rows (forced)."""
     from minicnn.fast.kernels.pooling import maxpool_backward, maxpool_forward
     from minicnn.fast.kernels.sums import column_sums, unpooled_column_sums
+    if wide:
+        monkeypatch.setattr(cw, "WIDE_DW_ABOVE", 0)
     previous = vectors.use_vector_unit(unit)
     try:
         rng = np.random.default_rng(N + OH + OW + C + F)

@@ -209,7 +209,8 @@ def input_transform_row(x_flat, H, W, C, n, ty, TW, pad_top, pad_left, band, par
     6 rows x (TW+1) positions x C), partial_V (36 x TW x C), offs (6): scratch;
     V_k_stride (one position k of V), tile_start (this row's first tile): uint64;
     tile_stride: from one tile's C values in V to the next tile's, C (side by side)
-    or more (rows padded apart, as winograd_grad.py's wide layers want them).
+    or more (padded apart, as winograd_grad.py's wide layers want them): tile tx of the
+    row goes to V[k * V_k_stride + tile_start + tx * tile_stride ...].
 
     arg_flat, when not empty: x_flat is a 2x2, stride-2 max-pool's gradient (N, PH, PW, C)
     and arg_flat its argmax (int8, same shape), and the input read is that pool's

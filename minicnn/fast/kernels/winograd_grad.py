@@ -22,12 +22,13 @@ and the sum over tiles moves inside, to the 36 positions k:
 The 36 products are (C x tiles) @ (tiles x F), the same shape as the direct
 dW's, on the register tiles of P input x FB output channels (4 x 16 on AVX2; 8 x 32
 on AVX-512, or 4 x 32 when 8 does not divide C; a: V_k read channel-wise, a_ps = 1,
-a_ks = C).
+a_ks = the tile stride: C, or C + DW_ROW_PAD for wide layers, see winograd_grad_rows).
 A quarter of the direct sum's multiply-adds (36 per 16 pixels instead of 144).
 The dy transform works like the forward pass's input transform (winograd.py):
 a band of 4 dy rows stored in 4 phases (column w at phase w % 4, position
 w // 4; tiles do not overlap here), then one-output loops over whole tile rows:
-A along the columns (partial_E), then along the rows (E).
+A along the columns (partial_E), then along the rows (E; one run per tile when
+the tiles lie apart).
 """
 import numpy as np
 from numba import njit, uint64
@@ -162,7 +163,8 @@ def winograd_grad_rows(x, dy, row0, row1, pad_top, pad_left, M_acc, band, partia
     V_tile_stride, E_tile_stride: from one tile's values in V (E) to the next tile's,
     C (F) or more. A product tile reads T rows of V_k and E_k a tile stride apart; with
     C = F = 256 those rows are 1 KB apart and fall into the same few sets of the L1
-    cache, evicting each other: 16 floats more per row spreads them out (conv_winograd.py).
+    cache, evicting each other: DW_ROW_PAD floats more per row spread them out
+    (conv_winograd.py).
     OH, OW: dy's rows and columns, dy.shape[1:3], unless dy_arg (int8, dy's shape) is not
     empty: then dy is a 2x2, stride-2 max-pool's gradient and the dy read is that pool's
     backward, OH x OW (each value at its argmax tap, zeros elsewhere; not written)."""

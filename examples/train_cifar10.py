@@ -8,7 +8,8 @@
                                                            # data-parallel over MPI (docs/distributed.md)
 
 Data: --data-dir, else $MINICNN_DATA, else ~/.cache/minicnn (downloaded if absent).
-Writes into --out RUN_DIR: config.json, checkpoint.npz (every epoch, atomically),
+Writes into --out RUN_DIR: config.json, checkpoint.npz (every --checkpoint-every steps,
+default 50, and at each epoch's end, atomically), model.npz (the final weights),
 history.json, metrics.json, history.png, confusion_matrix.png, predictions.png; with
 --trace-every also traces.json, trace_histograms.npz (minicnn/train/traces.py),
 gradient_norms.png, update_ratios.png and {activation,gradient}_histograms_step<S>.png.
@@ -176,8 +177,9 @@ def check_paths(parser, args):
     """Flags that name places, and flags that only make sense together, checked before
     any data is read: parser.error prints one line and exits with status 2."""
     if args.data_dir is not None and not Path(args.data_dir).exists():
-        parser.error(f"--data-dir {args.data_dir}: no such file or folder (expected a folder "
-                     f"holding cifar-10-batches-bin/ or the official archive)")
+        parser.error(f"--data-dir {args.data_dir}: no such file or folder (expected a "
+                     f"CIFAR-10 batches folder, or a folder holding cifar-10-batches-bin/ or "
+                     f"the official archive)")
     if args.out is not None:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
@@ -191,7 +193,9 @@ def check_paths(parser, args):
         val = preset["val_size"] if args.val_size is None else args.val_size
         batch = preset["batch_size"] if args.batch_size is None else args.batch_size
         if val >= images:
-            parser.error(f"--val-size {val}: must leave training images; only {images} are used")
+            given = "" if args.val_size is not None else f" (preset {args.preset or 'default'})"
+            parser.error(f"--val-size {val}{given}: must leave training images; only {images} "
+                         f"are used (--val-size 0 holds none out)")
         if batch > images - val:
             parser.error(f"--batch-size {batch}: larger than the {images - val} training images "
                          f"(after --limit-train and --val-size)")
@@ -285,6 +289,8 @@ def resume_config(args):
 
 
 def make_config(args):
+    """(config, out): the preset with the flags over it, or the run --resume continues.
+    Reads no run folder but the resumed one (main refuses an occupied --out)."""
     if args.resume:
         return resume_config(args)
     preset = args.preset or "default"
@@ -301,11 +307,14 @@ def make_config(args):
     if config["lr"] is None:
         config["lr"] = airbench_lr(config["batch_size"])
     config["progress"] = not args.no_progress
-    out = Path(args.out or f"runs/{preset}-seed{seed}")
-    if (out / "checkpoint.npz").exists() and not args.overwrite:
+    return config, Path(args.out or f"runs/{preset}-seed{seed}")
+
+
+def refuse_to_overwrite(args, out):
+    """Stop unless --out is free: a new run never replaces a run's checkpoint silently."""
+    if not args.resume and (out / "checkpoint.npz").exists() and not args.overwrite:
         sys.exit(f"{out} already holds a run (checkpoint.npz). Continue it with --resume {out}, "
                  f"choose another --out, or pass --overwrite to replace it.")
-    return config, out
 
 
 def probe_writable(out):
@@ -375,6 +384,7 @@ def on_every_rank(ranks, step):
 def setup(argv, ranks):
     args = parse_args(argv, raise_errors=True)
     config, out = make_config(args)
+    refuse_to_overwrite(args, out)
     size, trained_on = 1 if ranks is None else ranks.size, config.get("world_size", 1)
     if args.resume and trained_on != size:
         how = (f"mpiexec -n {trained_on} python examples/train_cifar10.py --distributed"

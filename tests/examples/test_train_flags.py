@@ -33,6 +33,8 @@ BAD = [
      "--batch-size 512: larger than the 100 training images"),
     (["--limit-train", "100", "--val-size", "100"],
      "--val-size 100: must leave training images; only 100 are used"),
+    (["--limit-train", "5"], "--val-size 5000 (preset default): must leave training images; "
+                             "only 5 are used (--val-size 0 holds none out)"),
 ]
 
 
@@ -94,3 +96,19 @@ def test_fast94_is_the_muon_recipe_and_fast94_sgd_the_sgd_one(script):
         ("sgd", 10, 1024, True)
     assert muon["widths"] == sgd["widths"] == [64, 256, 256]
     assert "fast94_muon" not in script.PRESETS
+
+
+def test_reading_the_flags_does_not_depend_on_runs_in_the_working_folder(script, tmp_path,
+                                                                         monkeypatch):
+    """A run left in runs/ (the README's main command writes runs/fast94-seed0) does not
+    change what the flags mean; only starting a new run there is refused."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "fast94-seed0").mkdir(parents=True)
+    (tmp_path / "runs" / "fast94-seed0" / "checkpoint.npz").write_bytes(b"not read")
+    args = script.parse_args(["--preset", "fast94"])
+    config, out = script.make_config(args)
+    assert config["optimizer"] == "muon" and str(out) == "runs/fast94-seed0"
+    with pytest.raises(SystemExit, match="runs/fast94-seed0 already holds a run"):
+        script.refuse_to_overwrite(args, out)
+    script.refuse_to_overwrite(script.parse_args(["--preset", "fast94", "--overwrite"]), out)
+    script.refuse_to_overwrite(args, tmp_path / "elsewhere")               # a free folder

@@ -193,8 +193,8 @@ def check_paths(parser, args):
         val = preset["val_size"] if args.val_size is None else args.val_size
         batch = preset["batch_size"] if args.batch_size is None else args.batch_size
         if val >= images:
-            given = "" if args.val_size is not None else f" (preset {args.preset or 'default'})"
-            parser.error(f"--val-size {val}{given}: must leave training images; only {images} "
+            source = "" if args.val_size is not None else f" (preset {args.preset or 'default'})"
+            parser.error(f"--val-size {val}{source}: must leave training images; only {images} "
                          f"are used (--val-size 0 holds none out)")
         if batch > images - val:
             parser.error(f"--batch-size {batch}: larger than the {images - val} training images "

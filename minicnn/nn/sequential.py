@@ -299,9 +299,8 @@ class Sequential:
         example (multiply-add = 2). ``input_shape`` excludes the batch axis. Layers
         fused into the one before them are marked. ``paths=True`` adds which code
         computes each layer's forward pass, dx and dW on the active backend, for a
-        batch of ``batch_size``
-        (a Conv2D's choice depends on its map sizes, channels and dtype: fast/rules.py).
-        A layer that cannot take the shape the one before gives raises a ValueError
+        batch of ``batch_size`` (a Conv2D's choice depends on its map sizes, channels
+        and dtype: fast/rules.py). A layer that cannot take the shape the one before gives raises a ValueError
         (``layer_shapes``)."""
         batch_size = check_positive_int("Sequential.summary", "batch_size", batch_size)
         fused_into = {j: step[0] for step in self.steps for j in step[1:]}

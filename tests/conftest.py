@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+import minicnn  # noqa: F401  (before any test imports numba: minicnn sets numba's compile
+#                                flags, and numba imported first turns the fast kernels off)
 import numpy as np
 import pytest
 

@@ -9,8 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-import minicnn  # noqa: F401  (before any test imports numba: minicnn sets numba's compile
-#                                flags, and numba imported first turns the fast kernels off)
+# minicnn before numba: it sets numba's compile flags at import, and a test file that
+# imports numba first would turn the fast kernels off for every file after it
+import minicnn  # noqa: F401
 import numpy as np
 import pytest
 

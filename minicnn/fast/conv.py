@@ -2,7 +2,7 @@
 
 The maths is in minicnn/nn/conv.py. Here it is computed as matrix products over
 blocks of output pixels (the im2col path, kernels/im2col.py), or by the Winograd,
-direct and tap-class drivers beside this file:
+direct, shifted-window and tap-class drivers beside this file:
 
     cols = im2col(x)                         # (M, K), M = N*OH*OW, K = KH*KW*C
     y    = cols @ W.reshape(K, F) + b        # (M, F) == (N, OH, OW, F)
@@ -17,9 +17,11 @@ How the work is cut, whatever the path:
   (parallel.py), so a block stays in that core's L2 cache instead of one large
   product streaming an (M, K) matrix through memory. Nothing of size M*K exists.
   (docs/performance.md, "im2col block size", has the measurements behind this.)
-* dW, db: summed per group of consecutive blocks (REDUCE_GROUPS fixed groups, in
+* dW: summed per group of consecutive blocks (REDUCE_GROUPS fixed groups, in
   block order, whichever thread runs the group), then the groups in order: the
   result does not depend on thread timing, so training is bit-for-bit reproducible.
+  db, on every path: the column sums of dy in float64 over fixed row blocks
+  (kernels/sums.py), reproducible the same way.
 * dx by col2im: blocks of whole images, so two threads never add to the same pixel.
 """
 import numpy as np
@@ -27,6 +29,7 @@ import numpy as np
 from ..backend import register
 from ..nn.conv import Conv2D
 from .conv_direct import direct_forward, direct_weight_grad
+from .conv_shifts import shifted_forward, shifted_weight_grad
 from .conv_taps import taps_forward, taps_weight_grad
 from .conv_winograd import winograd_forward, winograd_weight_grad
 from .kernels.im2col import col2im_rows, im2col_rows
@@ -62,9 +65,12 @@ def conv2d_forward(layer, x, training=False, relu=False):
         return winograd_forward(x, W, b, shape.pad_top, shape.pad_left, shape.OH, shape.OW, relu)
     if path == "direct":
         return direct_forward(x, W, b, shape.pad_top, shape.pad_left, shape.OH, shape.OW, relu)
-    if path == "taps":
-        y = taps_forward(x, W, b, layer.stride, shape.pad_top, shape.pad_left, shape.OH,
-                         shape.OW, rows_for(layer, x.itemsize))
+    if path in ("shifts", "taps"):
+        if path == "shifts":
+            y = shifted_forward(x, W, b, shape.pad_top, shape.pad_left, shape.OH, shape.OW)
+        else:
+            y = taps_forward(x, W, b, layer.stride, shape.pad_top, shape.pad_left, shape.OH,
+                             shape.OW, rows_for(layer, x.itemsize))
         return np.maximum(y, 0, out=y) if relu else y
     return im2col_forward(layer, x, shape, relu)
 
@@ -160,52 +166,49 @@ def conv2d_pool_backward(layer, dy_pooled, pool):
 
 
 def weight_grad(layer, x, dy, shape, need_dW, need_db):
-    """(dW or None, db or None) by the rule's dW path."""
-    path = conv_path(layer, "dW", shape)
+    """(dW or None, db or None): db = the column sums of dy (float64, every core), dW by
+    the rule's dW path."""
     KH, KW, F = layer.KH, layer.KW, layer.F
     dy_rows = dy.reshape(-1, F)
+    db = column_sums(dy_rows) if need_db else None
+    if not need_dW:
+        return None, db
+    path = conv_path(layer, "dW", shape)
     if path != "im2col":
-        db = column_sums(dy_rows) if need_db else None             # float64, every core
-        if not need_dW:
-            return None, db
         if path == "winograd":
             return winograd_weight_grad(x, dy, shape.pad_top, shape.pad_left, REDUCE_GROUPS), db
         if path == "direct":
             return direct_weight_grad(x, dy, KH, KW, shape.pad_top, shape.pad_left,
                                       REDUCE_GROUPS), db
+        if path == "shifts":
+            return shifted_weight_grad(x, dy, KH, KW, shape.pad_top, shape.pad_left), db
         return taps_weight_grad(x, dy, KH, KW, layer.stride, shape.pad_top, shape.pad_left,
                                 rows_for(layer, x.itemsize), REDUCE_GROUPS), db
-    return im2col_weight_grad(layer, x, dy_rows, shape, need_dW, need_db)
+    return im2col_weight_grad(layer, x, dy_rows, shape), db
 
 
-def im2col_weight_grad(layer, x, dy_rows, shape, need_dW, need_db):
-    """dW = cols.T @ dy and db = column sums of dy, per fixed group of blocks."""
+def im2col_weight_grad(layer, x, dy_rows, shape):
+    """dW = cols.T @ dy, per fixed group of blocks."""
     C, F, KH, KW = x.shape[3], layer.F, layer.KH, layer.KW
     M, K = dy_rows.shape[0], KH * KW * C
     n_threads = num_threads()
     R = block_rows(layer, M, K, x.itemsize)
     n_blocks = -(-M // R)
     n_groups = min(REDUCE_GROUPS, n_blocks)     # fixed groups of blocks, one accumulator each
-    db_groups = np.zeros((n_groups, F))                                # float64 partial sums
-    dW_groups = np.zeros((n_groups, K, F), dtype=x.dtype) if need_dW else None
-    dW_block = np.empty((n_threads, K, F), dtype=x.dtype) if need_dW else None  # per thread
-    cols_buffers = [np.empty((R, K), dtype=x.dtype) for _ in range(n_threads)] if need_dW else None
+    dW_groups = np.zeros((n_groups, K, F), dtype=x.dtype)
+    dW_block = np.empty((n_threads, K, F), dtype=x.dtype)                # per thread
+    cols_buffers = [np.empty((R, K), dtype=x.dtype) for _ in range(n_threads)]
 
     def group(g, thread):                # group g: its range of blocks, in order
         for i in range(g * n_blocks // n_groups, (g + 1) * n_blocks // n_groups):
             r0, r1 = i * R, min(M, i * R + R)
-            dy_block = dy_rows[r0:r1]                                    # (R, F)
-            if need_db:
-                db_groups[g] += dy_block.sum(axis=0)
-            if need_dW:
-                cols = im2col_rows(x, KH, KW, layer.stride, shape.pad_top, shape.pad_left,
-                                   shape.OH, shape.OW, r0, cols_buffers[thread][:r1 - r0])  # (R, K)
-                np.matmul(cols.T, dy_block, out=dW_block[thread])        # (K, F)
-                dW_groups[g] += dW_block[thread]
+            cols = im2col_rows(x, KH, KW, layer.stride, shape.pad_top, shape.pad_left,
+                               shape.OH, shape.OW, r0, cols_buffers[thread][:r1 - r0])  # (R, K)
+            np.matmul(cols.T, dy_rows[r0:r1], out=dW_block[thread])        # (K, F)
+            dW_groups[g] += dW_block[thread]
 
     parallel_blocks(n_groups, group)
-    dW = dW_groups.sum(axis=0).reshape(KH, KW, C, F) if need_dW else None
-    return dW, db_groups.sum(axis=0) if need_db else None
+    return dW_groups.sum(axis=0).reshape(KH, KW, C, F)
 
 
 def flipped_weights(layer):
@@ -221,6 +224,9 @@ def input_grad(layer, dy, x_shape, shape):
         return col2im_input_grad(layer, dy, x_shape, shape)
     KH, KW = layer.KH, layer.KW
     dy_pad_top, dy_pad_left = KH - 1 - shape.pad_top, KW - 1 - shape.pad_left
+    if path == "shifts":                 # the flipped tap matrices as views of W: no copy
+        return shifted_forward(dy, layer.params["W"], None, dy_pad_top, dy_pad_left, shape.H,
+                               shape.W, flipped=True)
     W_flip = flipped_weights(layer)
     if path == "winograd":
         return winograd_forward(dy, W_flip, None, dy_pad_top, dy_pad_left, shape.H, shape.W)

@@ -73,3 +73,21 @@ def test_padding_wider_than_the_kernel_keeps_dx_off_the_fast_paths(C, F, k, padd
         results.append((y, layer.backward(dy)))
     for got, want in zip(*results):
         assert rel_err(got, want) < 1e-5
+
+
+def test_db_alone_is_the_column_sums_on_every_path(monkeypatch):
+    """With W frozen (airbench94's whitening layer: 2x2, 'valid', im2col's shape) the
+    backward computes db alone, by the float64 column sums, and runs no dW product."""
+    from helpers import spy
+    sums, products = spy(monkeypatch, "column_sums"), spy(monkeypatch, "im2col_weight_grad")
+    rng = np.random.default_rng(5)
+    layer = Conv2D(3, 24, 2, padding="valid", rng=0)
+    layer.frozen = {"W"}
+    x = rng.standard_normal((4, 9, 9, 3)).astype(np.float32)
+    dy = rng.standard_normal(layer.forward(x, True).shape).astype(np.float32)
+    W_grad_before = layer.grads["W"].copy()
+    layer.backward(dy)
+    assert sums == ["column_sums"] and products == []
+    want = dy.astype(np.float64).sum(axis=(0, 1, 2)).astype(np.float32)    # rounded once
+    np.testing.assert_array_equal(layer.grads["b"], want)
+    np.testing.assert_array_equal(layer.grads["W"], W_grad_before)       # untouched

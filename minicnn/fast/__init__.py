@@ -2,7 +2,8 @@
 
     rules.py        the one dispatch rule: which convolution algorithm runs each pass
     conv.py         Conv2D's passes: the im2col path, and the calls into the others:
-    conv_winograd.py, conv_direct.py, conv_taps.py   (drivers: blocks, threads, scratch)
+    conv_winograd.py, conv_direct.py, conv_shifts.py, conv_taps.py   (drivers: blocks,
+                    threads, scratch)
     layers.py       every other layer's passes (activations, max-pool, BatchNorm, Dense)
     optim.py        SGD's update as one pass over each param
     kernels/        numba kernels (plain arrays and ints in, arrays out), with NumPy

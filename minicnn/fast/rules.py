@@ -4,10 +4,10 @@ This file is the only place the rule is written. For each pass the table lists t
 algorithms in the order they are tried; the first whose test holds runs:
 
     pass      tried in order
-    forward   winograd -> direct -> taps -> im2col
-    dx        winograd -> direct -> taps -> im2col -> col2im     (all but col2im: the
-                                                                   flipped kernel, stride 1)
-    dW, db    winograd -> direct -> taps -> im2col
+    forward   winograd -> direct -> shifts -> taps -> im2col
+    dx        winograd -> direct -> shifts -> taps -> im2col -> col2im   (all but col2im:
+                                                                 the flipped kernel, stride 1)
+    dW, db    winograd -> direct -> shifts -> taps -> im2col
 
 The algorithms (minicnn/fast/conv.py drives them):
 
@@ -15,6 +15,9 @@ The algorithms (minicnn/fast/conv.py drives them):
   multiplies per 4x4 block of outputs (fast/conv_winograd.py);
 * direct   — register-blocked tiles that read the zero-bordered image in place, no
   im2col matrix (fast/conv_direct.py);
+* shifts   — stride 1: one matrix product per kernel tap, over the outputs whose
+  shifted input pixel lies in the image; on the smallest maps, where most windows
+  reach into the padding (fast/conv_shifts.py);
 * taps     — im2col products that leave out the taps reading padding, worth it on
   small maps where padding is a large share of the entries (fast/conv_taps.py);
 * im2col   — a cache-sized block of im2col rows times the weight matrix, any shape
@@ -46,6 +49,10 @@ MIN_WIDE_WINOGRAD_DW_TILES = 64      # winograd dW with C * F above WIDE_DW_ABOV
                                      # least this many 4x4 tiles in the batch
 MIN_DIRECT_WIDTH = 12        # direct: maps at least this wide
 MAX_DIRECT_CHANNELS = 64     # direct: the product's output channels at most this many
+SHIFTS_DW_MIN_PADDING = 0.3  # shifts, dW: from this share of padding entries in im2col on
+SHIFTS_MIN_PADDING = 0.35    # shifts, forward and dx: from this share of padding on ...
+SHIFTS_MIN_PRODUCT = 256 * 256   # ... with C * F at least this (each tap's product large
+                                 # enough to pay for its own call and copies)
 TAPS_MIN_PADDING = 0.08      # taps: from this share of padding entries in im2col on
 
 ConvShape = namedtuple("ConvShape", "N H W OH OW pad_top pad_left dtype need_dW")
@@ -132,6 +139,41 @@ def direct_dW_fits(layer, shape):
             and layer.F % 16 == 0 and max(layer.C, layer.F) <= MAX_DIRECT_CHANNELS)
 
 
+def shifts_padding(layer, shape, flipped=False):
+    """The share of padding entries in im2col, for shifts: of the convolution itself, or
+    (flipped) of the flipped-kernel convolution of dy that gives dx (OH x OW in, H x W
+    out); -1 (never enough) where the path cannot run: stride > 1, or a padding not
+    smaller than the kernel."""
+    pad_top, pad_left = shape.pad_top, shape.pad_left
+    if flipped:
+        pad_top, pad_left = layer.KH - 1 - pad_top, layer.KW - 1 - pad_left
+    if layer.stride != 1 or not (0 <= pad_top < layer.KH and 0 <= pad_left < layer.KW):
+        return -1.0
+    H, W, OH, OW = shape.H, shape.W, shape.OH, shape.OW
+    if flipped:                          # dy (OH x OW) in, dx (H x W) out
+        H, W, OH, OW = OH, OW, H, W
+    return padding_share(H, W, layer.KH, layer.KW, 1, pad_top, pad_left, OH, OW)
+
+
+def shifts_dW_fits(layer, shape):
+    """At least SHIFTS_DW_MIN_PADDING of im2col would be padding (3x3 and 4x4 maps of a
+    3x3 "same" convolution: 40% and 31%)."""
+    return shifts_padding(layer, shape) >= SHIFTS_DW_MIN_PADDING
+
+
+def shifts_forward_fits(layer, shape):
+    """A layer of C * F >= SHIFTS_MIN_PRODUCT on maps where at least SHIFTS_MIN_PADDING of
+    im2col would be padding (3x3 maps of a 3x3 "same" convolution)."""
+    return (layer.C * layer.F >= SHIFTS_MIN_PRODUCT
+            and shifts_padding(layer, shape) >= SHIFTS_MIN_PADDING)
+
+
+def shifts_dx_fits(layer, shape):
+    """shifts_forward_fits for the flipped-kernel convolution of dy."""
+    return (layer.C * layer.F >= SHIFTS_MIN_PRODUCT
+            and shifts_padding(layer, shape, flipped=True) >= SHIFTS_MIN_PADDING)
+
+
 def taps_threshold(layer):
     return TAPS_MIN_PADDING if layer.taps_min_padding is None else layer.taps_min_padding
 
@@ -168,11 +210,11 @@ def always(layer, shape):
 # -- the table -----------------------------------------------------------------------------
 CONV2D_RULE = {
     "forward": (("winograd", winograd_forward_fits), ("direct", direct_forward_fits),
-                ("taps", taps_forward_fits), ("im2col", always)),
-    "dx": (("winograd", winograd_dx_fits), ("direct", direct_dx_fits), ("taps", taps_dx_fits),
-           ("im2col", flipped_dx_fits), ("col2im", always)),
-    "dW": (("winograd", winograd_dW_fits), ("direct", direct_dW_fits), ("taps", taps_forward_fits),
-           ("im2col", always)),
+                ("shifts", shifts_forward_fits), ("taps", taps_forward_fits), ("im2col", always)),
+    "dx": (("winograd", winograd_dx_fits), ("direct", direct_dx_fits), ("shifts", shifts_dx_fits),
+           ("taps", taps_dx_fits), ("im2col", flipped_dx_fits), ("col2im", always)),
+    "dW": (("winograd", winograd_dW_fits), ("direct", direct_dW_fits),
+           ("shifts", shifts_dW_fits), ("taps", taps_forward_fits), ("im2col", always)),
 }
 
 

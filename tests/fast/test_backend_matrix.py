@@ -15,11 +15,14 @@ from minicnn.nn import (GELU, BatchNorm1D, BatchNorm2D, Conv2D, Dense, LeakyReLU
 
 DRIVERS = {   # (pass, path) -> the function in minicnn.fast.conv that runs it
     ("forward", "winograd"): "winograd_forward", ("forward", "direct"): "direct_forward",
+    ("forward", "shifts"): "shifted_forward",
     ("forward", "taps"): "taps_forward", ("forward", "im2col"): "im2col_forward",
     ("dx", "winograd"): "winograd_forward", ("dx", "direct"): "direct_forward",
+    ("dx", "shifts"): "shifted_forward",
     ("dx", "taps"): "taps_forward", ("dx", "im2col"): "flipped_im2col_input_grad",
     ("dx", "col2im"): "col2im_input_grad",
     ("dW", "winograd"): "winograd_weight_grad", ("dW", "direct"): "direct_weight_grad",
+    ("dW", "shifts"): "shifted_weight_grad",
     ("dW", "taps"): "taps_weight_grad", ("dW", "im2col"): "im2col_weight_grad",
 }
 TILE_PATHS = {"winograd", "direct"}           # float32 only

@@ -104,9 +104,9 @@ def test_table_order_and_forced_paths():
     """The table tries the algorithms in the documented order; the first that holds runs;
     ``forced_paths`` overrides it for one pass."""
     assert {p: [name for name, _ in rows] for p, rows in CONV2D_RULE.items()} == {
-        "forward": ["winograd", "direct", "taps", "im2col"],
-        "dx": ["winograd", "direct", "taps", "im2col", "col2im"],
-        "dW": ["winograd", "direct", "taps", "im2col"]}
+        "forward": ["winograd", "direct", "shifts", "taps", "im2col"],
+        "dx": ["winograd", "direct", "shifts", "taps", "im2col", "col2im"],
+        "dW": ["winograd", "direct", "shifts", "taps", "im2col"]}
     layer = Conv2D(32, 64, 3, rng=0)
     assert conv_paths(layer, (2, 16, 16, 32)) == {"forward": "winograd", "dx": "winograd",
                                                   "dW": "winograd"}

@@ -103,7 +103,7 @@ def test_summary_paths_are_the_rule_of_each_conv():
     assert next(l for l in small if l.startswith("13 ")).split()[-3:] == ["winograd", "winograd", "taps"]
     at_128 = model.summary(paths=True, batch_size=128).splitlines()       # 512 tiles: enough
     assert next(l for l in at_128 if l.startswith("13 ")).split()[-3:] == ["winograd"] * 3
-    assert lines["20"].split()[-3:] == ["taps", "taps", "taps"]           # 256->256 @3x3
+    assert lines["20"].split()[-3:] == ["shifts", "shifts", "shifts"]     # 256->256 @3x3
     with mc.use_backend("reference"):
         ref = model.summary(paths=True)
     assert "winograd" not in ref and "reference" in ref

@@ -1,0 +1,88 @@
+"""The measurement behind the rule's small-map rows: each Conv2D pass on every path that can run it.
+
+    python benchmarks/bench_conv_paths.py [--batch 128] [--reps 9] [--shapes C,F,H ...]
+                                          [--paths shifts taps im2col]
+
+For 3x3 "same" layers on small maps (C->F on H x H), times the forward pass, dx and dW
+(each alone: backward with W frozen, or with needs_input_grad off) with the layer's
+path forced to each of --paths in turn, the paths taking turns within each
+repetition (random order), median of --reps after a warm-up, wall clock on all
+threads. Prints ms per path, each other path's time over the first's (> 1: the first
+is faster), and the path the rule picks. dx's "im2col" is the flipped-kernel product where
+F <= C, else col2im.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import minicnn  # noqa: E402
+
+minicnn.tune_process()   # the settings training uses (minicnn/fast/process.py)
+from minicnn.fast.parallel import num_threads  # noqa: E402
+from minicnn.fast.rules import conv_paths  # noqa: E402
+from minicnn.nn import Conv2D  # noqa: E402
+
+# airbench94's last conv (256->256 @3x3) and the maps around it
+SHAPES = [(256, 256, 3), (128, 128, 3), (64, 64, 3), (256, 256, 4), (256, 256, 5),
+          (128, 128, 5), (256, 256, 7)]
+
+
+def parse_shape(text):
+    try:
+        C, F, H = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shape is C,F,H (three integers); got {text!r}")
+    if min(C, F, H) < 1:
+        raise argparse.ArgumentTypeError(f"C, F and H must be >= 1; got {text!r}")
+    return C, F, H
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--reps", type=int, default=9)
+    p.add_argument("--shapes", type=parse_shape, nargs="+")
+    p.add_argument("--paths", nargs="+", default=["shifts", "taps", "im2col"],
+                   choices=["shifts", "taps", "im2col", "direct", "winograd"])
+    args = p.parse_args(argv)
+    if args.batch < 1 or args.reps < 1:
+        p.error(f"--batch and --reps must be >= 1; got --batch {args.batch}, --reps {args.reps}")
+    rng = np.random.default_rng(0)
+    print(f"# batch {args.batch}, wall ms (median of {args.reps}, paths in random order), "
+          f"threads {num_threads()}")
+    print(f"{'C->F @HxW':16s} {'pass':5s} " + " ".join(f"{q:>9s}" for q in args.paths)
+          + " " + " ".join(f"{q + '/' + args.paths[0]:>14s}" for q in args.paths[1:]) + "  rule")
+    for C, F, H in args.shapes or SHAPES:
+        layer = Conv2D(C, F, 3, padding="same", bias=False, rng=0)
+        x = rng.standard_normal((args.batch, H, H, C)).astype(np.float32)
+        dy = rng.standard_normal((args.batch, H, H, F)).astype(np.float32)
+        rule = conv_paths(layer, x.shape)
+        for op, pass_name in (("fwd", "forward"), ("dx", "dx"), ("dW", "dW")):
+            layer.frozen = {"W"} if op == "dx" else set()      # backward = dx only, or
+            layer.needs_input_grad = op == "dx"                 # dW only
+            times = {q: [] for q in args.paths}
+            for rep in range(args.reps + 1):
+                for q in rng.permutation(args.paths):
+                    forced = "col2im" if (q == "im2col" and op == "dx" and F > C) else q
+                    layer.forced_paths = {pass_name: forced}
+                    if op != "fwd":
+                        layer.forward(x, True)
+                    t = time.perf_counter()
+                    layer.forward(x, True) if op == "fwd" else layer.backward(dy)
+                    if rep:
+                        times[q].append(time.perf_counter() - t)
+            layer.forced_paths = {}
+            ms = {q: 1e3 * float(np.median(times[q])) for q in args.paths}
+            first = ms[args.paths[0]]
+            print(f"{C:>4d}->{F:<4d} @{H:>2d}x{H:<2d} {op:5s} "
+                  + " ".join(f"{ms[q]:9.2f}" for q in args.paths) + " "
+                  + " ".join(f"{ms[q] / first:14.2f}" for q in args.paths[1:])
+                  + f"  {rule[pass_name]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

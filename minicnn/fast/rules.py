@@ -7,7 +7,8 @@ algorithms in the order they are tried; the first whose test holds runs:
     forward   winograd -> direct -> shifts -> taps -> im2col
     dx        winograd -> direct -> shifts -> taps -> im2col -> col2im   (all but col2im:
                                                                  the flipped kernel, stride 1)
-    dW, db    winograd -> direct -> shifts -> taps -> im2col
+    dW        winograd -> direct -> shifts -> taps -> im2col   (db: the column sums of dy,
+                                                                 whatever the dW path)
 
 The algorithms (minicnn/fast/conv.py drives them):
 

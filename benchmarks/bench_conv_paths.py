@@ -1,6 +1,6 @@
 """The measurement behind the rule's small-map rows: each Conv2D pass on every path that can run it.
 
-    python benchmarks/bench_conv_paths.py [--batch 128] [--reps 9] [--shapes C,F,H ...]
+    python benchmarks/bench_conv_paths.py [--batch 128] [--reps 5] [--shapes C,F,H ...]
                                           [--paths shifts taps im2col]
 
 For 3x3 "same" layers on small maps (C->F on H x H), times the forward pass, dx and dW
@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import minicnn  # noqa: E402
 
 minicnn.tune_process()   # the settings training uses (minicnn/fast/process.py)
+from bench_common import rule_bench_args  # noqa: E402
 from minicnn.fast.parallel import num_threads  # noqa: E402
 from minicnn.fast.rules import conv_paths  # noqa: E402
 from minicnn.nn import Conv2D  # noqa: E402
@@ -31,26 +32,16 @@ SHAPES = [(256, 256, 3), (128, 128, 3), (64, 64, 3), (256, 256, 4), (256, 256, 5
           (128, 128, 5), (256, 256, 7)]
 
 
-def parse_shape(text):
-    try:
-        C, F, H = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a shape is C,F,H (three integers); got {text!r}")
-    if min(C, F, H) < 1:
-        raise argparse.ArgumentTypeError(f"C, F and H must be >= 1; got {text!r}")
-    return C, F, H
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--reps", type=int, default=9)
-    p.add_argument("--shapes", type=parse_shape, nargs="+")
-    p.add_argument("--paths", nargs="+", default=["shifts", "taps", "im2col"],
-                   choices=["shifts", "taps", "im2col", "direct", "winograd"])
-    args = p.parse_args(argv)
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--paths", nargs="+", default=["shifts", "taps", "im2col"],
+                       choices=["shifts", "taps", "im2col", "direct", "winograd"])
+    known, rest = extra.parse_known_args(argv)
+    args = rule_bench_args(__doc__, shapes=True, argv=rest)
+    args.paths = known.paths
     if args.batch < 1 or args.reps < 1:
-        p.error(f"--batch and --reps must be >= 1; got --batch {args.batch}, --reps {args.reps}")
+        raise SystemExit(f"--batch and --reps must be >= 1; got --batch {args.batch}, "
+                         f"--reps {args.reps}")
     rng = np.random.default_rng(0)
     print(f"# batch {args.batch}, wall ms (median of {args.reps}, paths in random order), "
           f"threads {num_threads()}")

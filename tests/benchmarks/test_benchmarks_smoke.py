@@ -469,3 +469,17 @@ def test_profile_step_fused_times_sequentials_steps_and_runs_its_forward(capsys)
     conv_rows = [row for row in rows if row[1].startswith("Conv2D")]
     assert len(conv_rows) == 4 and all(float(row[2]) > 0 and float(row[3]) > 0 for row in conv_rows)
     assert 90 < sum(shares) <= 100.5                  # the rest: the loss and the update
+
+
+def test_bench_conv_paths_times_each_pass_on_each_path_and_restores_the_layer(capsys):
+    import bench_conv_paths
+    bench_conv_paths.main(["--batch", "2", "--reps", "1", "--shapes", "256,256,3", "32,32,5",
+                           "--paths", "shifts", "taps"])
+    rows = [l.split() for l in capsys.readouterr().out.splitlines() if "->" in l and "@" in l
+            and not l.startswith("C->F")]
+    assert [(r[0], r[3]) for r in rows] == [("256->256", p) for p in ("fwd", "dx", "dW")] + \
+        [("32->32", p) for p in ("fwd", "dx", "dW")]
+    assert all(float(r[4]) > 0 and float(r[5]) > 0 for r in rows)     # ms on shifts, taps
+    assert [r[-1] for r in rows[:3]] == ["shifts"] * 3                 # the rule's choice
+    with pytest.raises(SystemExit, match="must be >= 1"):
+        bench_conv_paths.main(["--reps", "0"])

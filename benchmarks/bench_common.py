@@ -413,6 +413,23 @@ def write_json(path, obj):
     path.write_text(json.dumps(obj, indent=1) + "\n")
 
 
+def set_up_pass(layer, op):
+    """Make a Conv2D's backward compute one pass alone: op "dx" (W frozen) or "dW" (no
+    input gradient); "fwd" needs nothing."""
+    layer.frozen = {"W"} if op == "dx" else set()
+    layer.needs_input_grad = op == "dx"
+
+
+def time_pass(layer, op, x, dy):
+    """Seconds of one pass of ``layer`` ("fwd": forward; "dx", "dW": backward, after an
+    untimed forward that keeps x), as set_up_pass prepared it."""
+    if op != "fwd":
+        layer.forward(x, True)
+    t = time.perf_counter()
+    layer.forward(x, True) if op == "fwd" else layer.backward(dy)
+    return time.perf_counter() - t
+
+
 def rule_bench_args(doc, shapes=False, argv=None):
     """--batch and --reps of the single-process rule benchmarks (bench_direct, bench_winograd);
     shapes=True adds --shapes C,F,H ... (a layer C->F on H x H maps)."""

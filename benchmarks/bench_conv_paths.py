@@ -14,7 +14,6 @@ F <= C, else col2im.
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -22,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import minicnn  # noqa: E402
 
 minicnn.tune_process()   # the settings training uses (minicnn/fast/process.py)
-from bench_common import rule_bench_args  # noqa: E402
+from bench_common import rule_bench_args, set_up_pass, time_pass  # noqa: E402
 from minicnn.fast.parallel import num_threads  # noqa: E402
 from minicnn.fast.rules import conv_paths  # noqa: E402
 from minicnn.nn import Conv2D  # noqa: E402
@@ -53,19 +52,15 @@ def main(argv=None):
         dy = rng.standard_normal((args.batch, H, H, F)).astype(np.float32)
         rule = conv_paths(layer, x.shape)
         for op, pass_name in (("fwd", "forward"), ("dx", "dx"), ("dW", "dW")):
-            layer.frozen = {"W"} if op == "dx" else set()      # backward = dx only, or
-            layer.needs_input_grad = op == "dx"                 # dW only
+            set_up_pass(layer, op)
             times = {q: [] for q in args.paths}
-            for rep in range(args.reps + 1):
+            for rep in range(args.reps + 1):                   # rep 0: warm-up
                 for q in rng.permutation(args.paths):
                     forced = "col2im" if (q == "im2col" and op == "dx" and F > C) else q
                     layer.forced_paths = {pass_name: forced}
-                    if op != "fwd":
-                        layer.forward(x, True)
-                    t = time.perf_counter()
-                    layer.forward(x, True) if op == "fwd" else layer.backward(dy)
+                    seconds = time_pass(layer, op, x, dy)
                     if rep:
-                        times[q].append(time.perf_counter() - t)
+                        times[q].append(seconds)
             layer.forced_paths = {}
             ms = {q: 1e3 * float(np.median(times[q])) for q in args.paths}
             first = ms[args.paths[0]]

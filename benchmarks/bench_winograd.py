@@ -13,7 +13,6 @@ rows where C % 4 == 0 and F % 16 == 0, which the kernels need.
 """
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -21,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import minicnn  # noqa: E402
 
 minicnn.tune_process()   # the settings training uses (minicnn/fast/process.py)
-from bench_common import rule_bench_args  # noqa: E402
+from bench_common import rule_bench_args, set_up_pass, time_pass  # noqa: E402
 from minicnn.fast.rules import winograd_width_fits  # noqa: E402
 from minicnn.nn import Conv2D  # noqa: E402
 
@@ -43,20 +42,16 @@ def main(argv=None):
         dy = rng.standard_normal((args.batch, H, H, F)).astype(np.float32)
         ops = ["fwd"] + ["dx"] * winograd_width_fits(C) + ["dW"] * (C % 4 == 0 and F % 16 == 0)
         for op in ops:
-            layer.frozen = {"W"} if op == "dx" else set()      # backward = dx only, or
-            layer.needs_input_grad = op != "dW"                 # dW (and db) only
+            set_up_pass(layer, op)
             times = {True: [], False: []}
-            for rep in range(args.reps + 1):
+            for rep in range(args.reps + 1):                   # rep 0: warm-up
                 for allow in (True, False):
                     layer.allow_winograd = allow
                     layer.forced_paths = {"forward": "winograd", "dx": "winograd",
                                           "dW": "winograd"} if allow else {}
-                    if op != "fwd":
-                        layer.forward(x, True)
-                    t = time.perf_counter()
-                    layer.forward(x, True) if op == "fwd" else layer.backward(dy)
+                    seconds = time_pass(layer, op, x, dy)
                     if rep:
-                        times[allow].append(time.perf_counter() - t)
+                        times[allow].append(seconds)
             layer.forced_paths = {}
             w, o = np.median(times[True]), np.median(times[False])
             print(f"{C:>4d}->{F:<4d} @{H:>2d}x{H:<2d} {op:4s} {w * 1e3:9.1f} {o * 1e3:9.1f} "

@@ -6,7 +6,8 @@
 Times each layer's forward and backward (train) or forward + release (infer), the loss
 and the SGD update, as the mean of --reps steps after one warm-up step. --fused times
 the steps as training runs them instead (Sequential.steps: Conv2D + ReLU + MaxPool2D,
-BatchNorm + GELU as one step each, each step's layers let go of after its backward).
+BatchNorm + GELU as one step each, a ReLU's backward done by the Conv2D after it,
+each step's layers let go of after its backward).
 --cpu-clock
 measures process CPU time instead of wall time: with one thread, that is the work each
 layer costs a core, and it stays meaningful on a machine shared with other jobs (wall
@@ -55,9 +56,8 @@ def profile(model, x, labels, mode, reps, clock, fused=False):
         for j in reversed(range(len(units))):
             if d is None:                     # below the first trainable layer
                 break
-            first, following = model.step_layers(units[j])
             t = clock()
-            d = first.backward_fused(following, d) if following else first.backward(d)
+            d = model.step_backward(j, d) if fused else model.layers[j].backward(d)
             if fused:
                 for i in units[j]:
                     model.layers[i].release()

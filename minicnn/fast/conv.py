@@ -33,6 +33,7 @@ from .conv_shifts import shifted_forward, shifted_weight_grad
 from .conv_taps import taps_forward, taps_weight_grad
 from .conv_winograd import winograd_forward, winograd_weight_grad
 from .kernels.im2col import col2im_rows, im2col_rows
+from .kernels.relu import relu_backward
 from .kernels.sums import column_sums, unpooled_column_sums
 from .parallel import num_threads, parallel_blocks
 from .rules import conv_path, conv_shape
@@ -119,8 +120,10 @@ def im2col_forward(layer, x, shape, relu):
 
 
 @register(Conv2D, "backward")
-def conv2d_backward(layer, dy):
-    """Fills grads W and b (unless frozen); returns dx, or None when not needs_input_grad."""
+def conv2d_backward(layer, dy, through_relu=False):
+    """Fills grads W and b (unless frozen); returns dx, or None when not needs_input_grad.
+    through_relu: dx where x > 0, else 0 (the backward of the ReLU that made x; on
+    Winograd applied as dx is written)."""
     x = layer.x
     need_db = layer.use_bias and "b" not in layer.frozen
     need_dW = "W" not in layer.frozen
@@ -133,17 +136,17 @@ def conv2d_backward(layer, dy):
             layer.grads["b"][...] = db
     if not layer.needs_input_grad:
         return None
-    return input_grad(layer, dy, x.shape, shape)
+    return input_grad(layer, dy, x.shape, shape, x if through_relu else None)
 
 
 @register(Conv2D, "backward_pool")
-def conv2d_pool_backward(layer, dy_pooled, pool):
+def conv2d_pool_backward(layer, dy_pooled, pool, through_relu=False):
     """dx (or None) from dL/d(pool(conv(x))), the gradient of the 2x2, stride-2 MaxPool2D
     fused after the layer; fills grads W and b. Where dW and dx run on Winograd, their
     kernels read dy through the pool's argmax as they copy it (each pooled value at its
     tap, zeros elsewhere: the pool's backward, never written out), and db sums it the
     same way; else the pool's backward makes dy and the conv's backward follows. The
-    same numbers either way."""
+    same numbers either way. through_relu: as conv2d_backward."""
     x = layer.x
     need_db = layer.use_bias and "b" not in layer.frozen
     need_dW = "W" not in layer.frozen
@@ -151,7 +154,7 @@ def conv2d_pool_backward(layer, dy_pooled, pool):
     on_winograd = ((not need_dW or conv_path(layer, "dW", shape) == "winograd")
                    and (not layer.needs_input_grad or conv_path(layer, "dx", shape) == "winograd"))
     if not on_winograd or (pool.K, pool.S) != (2, 2) or pool.ran_on != "fast":
-        return conv2d_backward(layer, pool.backward(dy_pooled))
+        return conv2d_backward(layer, pool.backward(dy_pooled), through_relu)
     dy_pooled = np.ascontiguousarray(dy_pooled)
     unpool = (pool.arg, (shape.OH, shape.OW))                 # dy = the pool's backward
     if need_db:
@@ -162,7 +165,8 @@ def conv2d_pool_backward(layer, dy_pooled, pool):
     if not layer.needs_input_grad:
         return None
     return winograd_forward(dy_pooled, flipped_weights(layer), None, layer.KH - 1 - shape.pad_top,
-                            layer.KW - 1 - shape.pad_left, shape.H, shape.W, unpool=unpool)
+                            layer.KW - 1 - shape.pad_left, shape.H, shape.W, unpool=unpool,
+                            mask=x if through_relu else None)
 
 
 def weight_grad(layer, x, dy, shape, need_dW, need_db):
@@ -217,9 +221,23 @@ def flipped_weights(layer):
     return np.ascontiguousarray(layer.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
 
 
-def input_grad(layer, dy, x_shape, shape):
-    """dx (N, H, W, C) from dy (N, OH, OW, F), by the rule's dx path."""
+def input_grad(layer, dy, x_shape, shape, relu_mask=None):
+    """dx (N, H, W, C) from dy (N, OH, OW, F), by the rule's dx path; with relu_mask
+    (x_shape), dx where relu_mask > 0, else 0: in the Winograd kernel as it writes dx,
+    else by a pass of the ReLU's backward kernel over dx, in place."""
     path = conv_path(layer, "dx", shape)
+    if path == "winograd":
+        return winograd_forward(dy, flipped_weights(layer), None, layer.KH - 1 - shape.pad_top,
+                                layer.KW - 1 - shape.pad_left, shape.H, shape.W, mask=relu_mask)
+    dx = np.ascontiguousarray(unmasked_input_grad(layer, dy, x_shape, shape, path))
+    if relu_mask is not None:
+        flat_dx = dx.reshape(-1)
+        relu_backward(relu_mask.reshape(-1), flat_dx, flat_dx)
+    return dx
+
+
+def unmasked_input_grad(layer, dy, x_shape, shape, path):
+    """dx (N, H, W, C) from dy (N, OH, OW, F) by ``path``, any but Winograd."""
     if path == "col2im":
         return col2im_input_grad(layer, dy, x_shape, shape)
     KH, KW = layer.KH, layer.KW
@@ -228,8 +246,6 @@ def input_grad(layer, dy, x_shape, shape):
         return shifted_forward(dy, layer.params["W"], None, dy_pad_top, dy_pad_left, shape.H,
                                shape.W, flipped=True)
     W_flip = flipped_weights(layer)
-    if path == "winograd":
-        return winograd_forward(dy, W_flip, None, dy_pad_top, dy_pad_left, shape.H, shape.W)
     if path == "direct":
         return direct_forward(dy, W_flip, None, dy_pad_top, dy_pad_left, shape.H, shape.W)
     if path == "taps":

@@ -131,7 +131,7 @@ def unpooled_input(x, unpool):
 
 
 def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False, pool=False,
-                     unpool=None):
+                     unpool=None, mask=None):
     """y (N, OH, OW, F) = conv(x, weights) + b (then max(y, 0) if relu), stride 1;
     x (N, H, W, C), weights (3, 3, C, F), b (F,) or None. The product tiles are 32
     output channels wide: any other F runs as padded_width(F) with zero filters, of
@@ -140,17 +140,28 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False, pool=
     made from each tile's outputs while they are in cache; y itself is never written.
     unpool=(arg, (H, W)): x is the gradient of a 2x2, stride-2 max-pool, arg its argmax
     (int8, x's shape), and the input convolved is that pool's backward, (N, H, W, C),
-    read through arg as the kernel copies it, never written (dx of a conv + pool)."""
+    read through arg as the kernel copies it, never written (dx of a conv + pool).
+    mask (N, OH, OW, F_out) of x's dtype (with no b, relu or pool), or None: y is
+    written where mask > 0 and 0 elsewhere, the gradient through the ReLU whose output
+    mask is (dx of a conv whose input a ReLU made: that ReLU's backward, done as y is
+    written)."""
     N, C = x.shape[0], x.shape[3]
     F_out = weights.shape[3]
     check_inputs("Winograd convolution", x, weights, pad_top, pad_left, b, (OH, OW))
     unpool_arg, (H, W) = unpooled_input(x, unpool)
     if weights.shape[:2] != (3, 3):
         raise ValueError(f"Winograd F(4x4, 3x3) needs a 3x3 kernel; got {weights.shape[:2]}")
+    if mask is None:
+        mask = np.empty((0, 0, 0, 0), x.dtype)
+    elif (pool or relu or b is not None or mask.shape != (N, OH, OW, F_out)
+          or mask.dtype != x.dtype):
+        raise ValueError(f"a ReLU mask (for dx) needs the output's shape {(N, OH, OW, F_out)} "
+                         f"and dtype {x.dtype}, and no bias, ReLU or pool; got {mask.shape} "
+                         f"{mask.dtype}, bias {b is not None}, relu={relu}, pool={pool}")
     F = padded_width(F_out)
     if F != F_out:                                                   # zero filters
         weights = np.pad(weights, ((0, 0), (0, 0), (0, 0), (0, F - F_out)))
-    x = np.ascontiguousarray(x)
+    x, mask = np.ascontiguousarray(x), np.ascontiguousarray(mask)
     FB, P = forward_product_tile(C, F)
     U_packed = parallel_weight_transform(weights, FB)                # (36, F/FB, C, FB)
     TH, TW = -(-OH // 4), -(-OW // 4)                                # tile rows, tiles per row
@@ -181,7 +192,7 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False, pool=
         row0, row1 = i * rows_per_block, min(N * TH, i * rows_per_block + rows_per_block)
         winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, bias, relu, y,
                       bands[thread], partial_Vs[thread], Vs[thread], Ms[thread], partial_Ys[thread],
-                      y_tiles_bufs[thread], pooled, arg, unpool_arg, H, W)
+                      y_tiles_bufs[thread], pooled, arg, unpool_arg, H, W, mask)
 
     parallel_blocks(-(-N * TH // rows_per_block), block)
     return (pooled, arg) if pool else y

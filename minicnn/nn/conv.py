@@ -34,7 +34,7 @@ backend (minicnn/fast/conv.py) computes the same sums by one of four algorithms;
 import numpy as np
 
 from .. import backend
-from .activations import ReLU
+from .activations import ReLU, relu_backward
 from .init import as_rng, init_weight
 from .layer import Layer, check_float_dtype, check_positive_int, is_int
 from .pooling import MaxPool2D
@@ -232,35 +232,40 @@ class Conv2D(Layer):
         pooled = backend.run(self, "forward_pool", np.ascontiguousarray(x), training, pool, relu)
         return following[0].forward_fused(pooled) if relu else pooled
 
-    def backward_fused(self, following, dy):
-        """(ReLU, MaxPool2D): the ReLU's backward at the pooled size first, then the
-        pool's, then this layer's. The same numbers as the three in turn: the pool's
-        argmax is taken over max(z, 0), and at that tap z > 0 exactly where the pooled
-        output is > 0, the ReLU's mask. The pool's backward and this layer's run as one
-        (``backward_pooled``)."""
+    def backward_fused(self, following, dy, through_relu=False, relu_done=False):
+        """(ReLU,): the ReLU's backward, then this layer's. (ReLU, MaxPool2D): the ReLU's
+        backward at the pooled size first, then the pool's, then this layer's. The same
+        numbers as the three in turn: the pool's argmax is taken over max(z, 0), and at
+        that tap z > 0 exactly where the pooled output is > 0, the ReLU's mask. The
+        pool's backward and this layer's run as one (``backward_pooled``).
+        through_relu: as ``backward``. relu_done: the layer after this step already did
+        the fused ReLU's backward (its ``through_relu``), so dy passes it unchanged."""
         kinds = tuple(type(layer) for layer in following)
-        if kinds in ((MaxPool2D,), (ReLU, MaxPool2D)):
-            if kinds[0] is ReLU:
-                dy = following[0].backward(dy)
-            return self.backward_pooled(following[-1], dy)
-        return super().backward_fused(following, dy)
+        if kinds not in ((ReLU,), (MaxPool2D,), (ReLU, MaxPool2D)):
+            return super().backward_fused(following, dy)
+        if kinds[0] is ReLU and not relu_done:
+            dy = following[0].backward(dy)
+        if kinds[-1] is MaxPool2D:
+            return self.backward_pooled(following[-1], dy, through_relu)
+        return self.backward(dy, through_relu)
 
-    def backward_pooled(self, pool, dy):
+    def backward_pooled(self, pool, dy, through_relu=False):
         """dx (or None) from dy = dL/d(pool(this layer's output)), for the max-pool fused
         after it; fills grads W and b: the pool's backward, then this layer's. The fast
         backend's Winograd kernels read dy through the pool's argmax instead of the
-        unpooled map, which is never written."""
+        unpooled map, which is never written. through_relu: as ``backward``."""
         self.check_forward_ran(self.x)
         N, H, W, _ = self.x.shape
         OH, OW, _, _ = self.geometry(H, W)
         dy = pool.check_backward(dy, (N,) + pool.output_shape((OH, OW, self.F)), self.x.dtype)
-        return backend.run(self, "backward_pool", dy, pool)
+        options = {"through_relu": True} if through_relu else {}
+        return backend.run(self, "backward_pool", dy, pool, **options)
 
     def forward_pool_reference(self, x, training, pool, relu=False):
         return pool.forward(self.forward_reference(x, training, relu))
 
-    def backward_pool_reference(self, dy, pool):
-        return self.backward_reference(pool.backward(dy))
+    def backward_pool_reference(self, dy, pool, through_relu=False):
+        return self.backward_reference(pool.backward(dy), through_relu)
 
     def forward(self, x, training=False, relu=False):
         """y (N, OH, OW, F); relu=True returns max(y, 0) (the fused Conv2D + ReLU)."""
@@ -269,13 +274,20 @@ class Conv2D(Layer):
         self.geometry(x.shape[1], x.shape[2])             # raises if the input is too small
         return backend.run(self, "forward", np.ascontiguousarray(x), training, relu)
 
-    def backward(self, dy):
-        """dx (N, H, W, C), or None when not needs_input_grad; fills grads W and b."""
+    def backward(self, dy, through_relu=False):
+        """dx (N, H, W, C), or None when not needs_input_grad; fills grads W and b.
+
+        through_relu=True, for an input x that a ReLU made (x = max(z, 0), or a max-pool
+        of that): dL/dz instead of dL/dx, that is dx where x > 0 and 0 elsewhere, the
+        ReLU's backward done here (Sequential asks for it and skips the ReLU's). On the
+        fast backend's Winograd path the mask is applied as dx is written, which saves
+        a pass over the map; the numbers are the same."""
         self.check_forward_ran(self.x)
         N, H, W, _ = self.x.shape
         OH, OW, _, _ = self.geometry(H, W)
         dy = self.check_backward(dy, (N, OH, OW, self.F), self.x.dtype)
-        return backend.run(self, "backward", dy)
+        options = {"through_relu": True} if through_relu else {}   # else dy alone, as a
+        return backend.run(self, "backward", dy, **options)  # subclass's backward may expect
 
     def forward_reference(self, x, training=False, relu=False):
         self.x = x
@@ -283,11 +295,13 @@ class Conv2D(Layer):
         y = conv2d_forward(x, self.params["W"], self.params.get("b"), self.stride, pads)
         return np.maximum(y, 0) if relu else y
 
-    def backward_reference(self, dy):
+    def backward_reference(self, dy, through_relu=False):
         _, pads = self.paddings(self.x.shape[1], self.x.shape[2])
         dx, dW, db = conv2d_backward(dy, self.x, self.params["W"], self.stride, pads)
         if "W" not in self.frozen:
             self.grads["W"][...] = dW
         if self.use_bias and "b" not in self.frozen:
             self.grads["b"][...] = db
-        return dx if self.needs_input_grad else None
+        if not self.needs_input_grad:
+            return None
+        return relu_backward(self.x, dx) if through_relu else dx

@@ -14,7 +14,11 @@ exactly that type (``fused_count`` says how many) runs as one step (``forward_fu
 y = max(conv(x), 0) block by block while the output is in cache; Conv2D + a 2x2
 MaxPool2D (after a ReLU or not) pools each block of the conv's output there and never
 writes the full map, nor the full gradient on the way back; BatchNorm + GELU computes
-GELU(BN(x)) from x in one pass each way without keeping BN's output. ``summary()``
+GELU(BN(x)) from x in one pass each way without keeping BN's output. A Conv2D step
+whose input a ReLU made (the ReLU ends the step before, perhaps followed by that
+step's fused max-pool) does the ReLU's backward in its own (``relu_folds``):
+dL/dz = dx where x > 0, else 0, which the fast backend's Winograd dx kernel applies
+as it writes dx; the ReLU then passes the gradient through. ``summary()``
 shows each fused layer; ``Sequential(layers, fuse=False)`` runs every layer on its own
 (same numbers: fusion changes no result).
 
@@ -44,7 +48,10 @@ import numpy as np
 
 from .. import backend
 from ..checkpoint import write_npz_atomic
+from .activations import ReLU
+from .conv import Conv2D
 from .layer import Layer, check_positive_int, is_int
+from .pooling import MaxPool2D
 
 
 class Sequential:
@@ -60,6 +67,7 @@ class Sequential:
         self.released = None       # "predict()" or "backward()" after those: the layers hold nothing for backward
         self.set_input_grads(wanted=False)
         self.steps = self.plan_steps(fuse)
+        self.relu_folds = self.plan_relu_folds() if fuse else set()
         self.ran_steps = self.steps    # the steps of the last forward (all single with hooks)
         self.forward_hooks, self.backward_hooks = [], []
 
@@ -71,6 +79,19 @@ class Sequential:
             steps.append(tuple(range(i, i + 1 + taken)))
             i += 1 + taken
         return steps
+
+    def plan_relu_folds(self):
+        """{s}: the indices of the steps whose first layer, a Conv2D, takes over the
+        backward of the ReLU that made its input: the step before is that ReLU, or
+        Conv2D + ReLU, or Conv2D + ReLU + 2x2 max-pool, whose ReLU runs its backward at
+        the pooled size, on the same mask (the pooled output > 0)."""
+        folds = set()
+        for s in range(1, len(self.steps)):
+            before = [type(self.layers[i]) for i in self.steps[s - 1]]
+            if type(self.layers[self.steps[s][0]]) is Conv2D and before in (
+                    [ReLU], [Conv2D, ReLU], [Conv2D, ReLU, MaxPool2D]):
+                folds.add(s)
+        return folds
 
     def step_layers(self, step):
         """(the step's first layer, the layers it takes in) for a step of ``steps``."""
@@ -141,16 +162,11 @@ class Sequential:
             raise RuntimeError("Sequential.backward: backward hooks were set after a forward "
                                "that ran fused steps, whose inner gradients do not exist; "
                                "set the hooks before forward")
-        for step in reversed(self.ran_steps):
+        for s in reversed(range(len(self.ran_steps))):
+            step = self.ran_steps[s]
             if dy is None:                   # below the first trainable layer: nothing to do
                 break
-            if len(step) > 1:
-                first, following = self.step_layers(step)
-                dy = first.backward_fused(following, dy)
-            else:
-                for hook in self.backward_hooks:
-                    hook(step[0], self.layers[step[0]], dy)
-                dy = self.layers[step[0]].backward(dy)
+            dy = self.step_backward(s, dy)
             if not retain:
                 for i in step:
                     self.layers[i].release()     # its saved input is used up: free it now
@@ -159,6 +175,26 @@ class Sequential:
                 layer.release()
             self.released = "backward()"
         return dy
+
+    def step_backward(self, s, dy):
+        """dL/d(the input of step s of ``ran_steps``) from dL/d(its output): its layers'
+        backward passes, with the ReLU folds where the steps ran fused (``relu_folds``):
+        step s does the ReLU's backward of the step before when s is in them, and its
+        own ReLU's was done by step s + 1 when that one is."""
+        folds = self.relu_folds if self.ran_steps is self.steps else set()
+        step = self.ran_steps[s]
+        relu_done = s + 1 in folds
+        options = {"through_relu": True} if s in folds else {}
+        if len(step) > 1:
+            first, following = self.step_layers(step)
+            if relu_done:
+                options["relu_done"] = True
+            return first.backward_fused(following, dy, **options)
+        if relu_done:                        # a ReLU on its own, whose backward was done
+            return dy
+        for hook in self.backward_hooks:
+            hook(step[0], self.layers[step[0]], dy)
+        return self.layers[step[0]].backward(dy, **options)
 
     def first_trainable(self):
         """Index of the first layer with a param that is not frozen (the last layer if none)."""

@@ -310,7 +310,7 @@ def put_pooled_rows(y_tiles, TW, F, b, relu, n, ty, pooled, arg, best, best_tap,
 
 @njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
 def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, band, partial_V, V,
-                  M, partial_Y, y_tiles, pooled, arg, unpool_arg, H, W):
+                  M, partial_Y, y_tiles, pooled, arg, unpool_arg, H, W, mask):
     """Tile rows row0 .. row1-1 (tile row n * TH + ty, TH = ceil(OH / 4)) of
     y = conv3x3(x) + b (then max(., 0) if relu), by F(4x4, 3x3).
 
@@ -326,7 +326,9 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, ban
     output goes through a 2x2, stride-2 max-pool instead, written there (y is not
     written; put_pooled_rows). H, W: the input's rows and columns, x.shape[1:3], unless
     unpool_arg (int8, x's shape) is not empty: then x is a max-pool's gradient and the
-    input is that pool's backward, H x W (input_transform_row)."""
+    input is that pool's backward, H x W (input_transform_row). mask (y's shape), when
+    not empty (b empty, relu False): y is written where mask > 0 and 0 elsewhere (dx
+    through the ReLU whose output mask is, as kernels/relu.py's relu_backward writes it)."""
     N, C = x.shape[0], x.shape[3]
     PH, PW = x.shape[1], x.shape[2]                   # x's rows and columns (pooled or not)
     unpool_flat = unpool_arg.reshape(unpool_arg.size)
@@ -338,6 +340,7 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, ban
     T_padded = max(T, P)                              # the products take P tiles at a time
     n_channel_blocks = F // FB                        # U_packed's blocks of FB output channels
     x_flat, y_flat = x.reshape(x.size), y.reshape(y.size)
+    mask_flat = mask.reshape(mask.size)
     U_flat = U_packed.reshape(U_packed.size)
     one_tap = np.zeros(1, np.int64)                   # the tiles' tap offsets: one tap, at 0
     offs = np.zeros(6, np.uint64)                     # where the six inputs of a transform start
@@ -399,6 +402,10 @@ def winograd_rows(x, row0, row1, pad_top, pad_left, U_packed, P, b, relu, y, ban
             for ow in range(OW):
                 src = uint64(((r * 4 + ow % 4) * TW + ow // 4) * F)
                 dst = uint64(((n * OH + oh) * OW + ow) * F_out)
+                if mask.size:                         # (dx: no bias, no ReLU of its own)
+                    for f in range(F_u):
+                        y_flat[dst + f] = y_tiles[src + f] if mask_flat[dst + f] > zero else zero
+                    continue
                 if b.size:
                     for f in range(F_u):
                         y_flat[dst + f] = y_tiles[src + f] + b[f]

@@ -141,10 +141,9 @@ def winograd_forward(x, weights, b, pad_top, pad_left, OH, OW, relu=False, pool=
     unpool=(arg, (H, W)): x is the gradient of a 2x2, stride-2 max-pool, arg its argmax
     (int8, x's shape), and the input convolved is that pool's backward, (N, H, W, C),
     read through arg as the kernel copies it, never written (dx of a conv + pool).
-    mask (N, OH, OW, F_out) of x's dtype (with no b, relu or pool), or None: y is
-    written where mask > 0 and 0 elsewhere, the gradient through the ReLU whose output
-    mask is (dx of a conv whose input a ReLU made: that ReLU's backward, done as y is
-    written)."""
+    mask (N, OH, OW, F_out) of x's dtype, or None; only with b None, relu and pool False:
+    for dx of a conv whose input a ReLU made, mask is that input, and y is written as
+    y where mask > 0, else 0 (dL/dz = dL/dx where x > 0: the ReLU's backward)."""
     N, C = x.shape[0], x.shape[3]
     F_out = weights.shape[3]
     check_inputs("Winograd convolution", x, weights, pad_top, pad_left, b, (OH, OW))

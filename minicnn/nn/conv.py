@@ -232,6 +232,14 @@ class Conv2D(Layer):
         pooled = backend.run(self, "forward_pool", np.ascontiguousarray(x), training, pool, relu)
         return following[0].forward_fused(pooled) if relu else pooled
 
+    def takes_relu_backward(self, step_before):
+        """A Conv2D (exactly: a subclass may compute something else) after a ReLU on its
+        own, a Conv2D + ReLU, or a Conv2D + ReLU + 2x2 max-pool, whose ReLU runs its
+        backward at the pooled size, on the mask of this layer's input (pooled > 0)."""
+        kinds = [type(layer) for layer in step_before]
+        return type(self) is Conv2D and kinds in ([ReLU], [Conv2D, ReLU],
+                                                  [Conv2D, ReLU, MaxPool2D])
+
     def backward_fused(self, following, dy, through_relu=False, relu_done=False):
         """(ReLU,): the ReLU's backward, then this layer's. (ReLU, MaxPool2D): the ReLU's
         backward at the pooled size first, then the pool's, then this layer's. The same
@@ -242,12 +250,15 @@ class Conv2D(Layer):
         the fused ReLU's backward (its ``through_relu``), so dy passes it unchanged."""
         kinds = tuple(type(layer) for layer in following)
         if kinds not in ((ReLU,), (MaxPool2D,), (ReLU, MaxPool2D)):
+            if through_relu or relu_done:
+                raise ValueError(f"{self.name}: no ReLU fold for a step with {kinds}")
             return super().backward_fused(following, dy)
         if kinds[0] is ReLU and not relu_done:
             dy = following[0].backward(dy)
+        options = {"through_relu": True} if through_relu else {}
         if kinds[-1] is MaxPool2D:
-            return self.backward_pooled(following[-1], dy, through_relu)
-        return self.backward(dy, through_relu)
+            return self.backward_pooled(following[-1], dy, **options)
+        return self.backward(dy, **options)
 
     def backward_pooled(self, pool, dy, through_relu=False):
         """dx (or None) from dy = dL/d(pool(this layer's output)), for the max-pool fused
@@ -258,14 +269,15 @@ class Conv2D(Layer):
         N, H, W, _ = self.x.shape
         OH, OW, _, _ = self.geometry(H, W)
         dy = pool.check_backward(dy, (N,) + pool.output_shape((OH, OW, self.F)), self.x.dtype)
-        options = {"through_relu": True} if through_relu else {}
+        options = {"through_relu": True} if through_relu else {}   # (as in backward)
         return backend.run(self, "backward_pool", dy, pool, **options)
 
     def forward_pool_reference(self, x, training, pool, relu=False):
         return pool.forward(self.forward_reference(x, training, relu))
 
     def backward_pool_reference(self, dy, pool, through_relu=False):
-        return self.backward_reference(pool.backward(dy), through_relu)
+        options = {"through_relu": True} if through_relu else {}
+        return self.backward_reference(pool.backward(dy), **options)
 
     def forward(self, x, training=False, relu=False):
         """y (N, OH, OW, F); relu=True returns max(y, 0) (the fused Conv2D + ReLU)."""
@@ -286,8 +298,9 @@ class Conv2D(Layer):
         N, H, W, _ = self.x.shape
         OH, OW, _, _ = self.geometry(H, W)
         dy = self.check_backward(dy, (N, OH, OW, self.F), self.x.dtype)
-        options = {"through_relu": True} if through_relu else {}   # else dy alone, as a
-        return backend.run(self, "backward", dy, **options)  # subclass's backward may expect
+        # the flag only when set: a subclass's backward_reference(dy) takes dy alone
+        options = {"through_relu": True} if through_relu else {}
+        return backend.run(self, "backward", dy, **options)
 
     def forward_reference(self, x, training=False, relu=False):
         self.x = x

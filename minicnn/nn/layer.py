@@ -160,6 +160,12 @@ class Layer:
         A layer that fuses a longer run says so here (Conv2D: ReLU, then a max-pool)."""
         return 1 if following and self.can_fuse(following[0]) else 0
 
+    def takes_relu_backward(self, step_before):
+        """True when this layer, first of a step, does the backward of the ReLU that made
+        its input, given ``step_before``, the layers of the step before it (Conv2D does:
+        ``backward(dy, through_relu=True)``; Sequential then skips that ReLU's). Here no."""
+        return False
+
     def forward_fused(self, following, x, training=False):
         """This layer's forward and then those of ``following`` (the layers it takes in,
         ``fused_count``), as one step: a layer that declares ``fuses_with`` says here

@@ -16,9 +16,10 @@ MaxPool2D (after a ReLU or not) pools each block of the conv's output there and 
 writes the full map, nor the full gradient on the way back; BatchNorm + GELU computes
 GELU(BN(x)) from x in one pass each way without keeping BN's output. A Conv2D step
 whose input a ReLU made (the ReLU ends the step before, perhaps followed by that
-step's fused max-pool) does the ReLU's backward in its own (``relu_folds``):
-dL/dz = dx where x > 0, else 0, which the fast backend's Winograd dx kernel applies
-as it writes dx; the ReLU then passes the gradient through. ``summary()``
+step's fused max-pool) does the ReLU's backward in its own (``relu_folds``,
+``Layer.takes_relu_backward``): dL/dz = dx where x > 0, else 0, which the fast
+backend's Winograd dx kernel applies as it writes dx; that ReLU's backward is then
+skipped. ``fold_relus = False`` turns this off. ``summary()``
 shows each fused layer; ``Sequential(layers, fuse=False)`` runs every layer on its own
 (same numbers: fusion changes no result).
 
@@ -26,8 +27,8 @@ Hooks, for looking inside (traces, feature maps, saliency): ``forward_hooks`` an
 ``backward_hooks`` are lists of functions ``hook(i, layer, array)``, called with the
 output of layer i after its forward pass, and with dL/d(output of layer i) before its
 backward pass. While a hook of either kind is set, every layer runs on its own (no
-fusion), so each one's output and gradient exist to be seen; the numbers are the same
-either way. Backward runs the steps the last forward ran.
+fusion, no ReLU folds), so each one's output and gradient exist to be seen; the numbers
+are the same either way. Backward runs the steps the last forward ran.
 
 The first layer's input is the data, whose gradient nobody needs: before each
 backward pass Sequential sets ``needs_input_grad`` to False on every layer up to the
@@ -48,10 +49,7 @@ import numpy as np
 
 from .. import backend
 from ..checkpoint import write_npz_atomic
-from .activations import ReLU
-from .conv import Conv2D
 from .layer import Layer, check_positive_int, is_int
-from .pooling import MaxPool2D
 
 
 class Sequential:
@@ -67,7 +65,7 @@ class Sequential:
         self.released = None       # "predict()" or "backward()" after those: the layers hold nothing for backward
         self.set_input_grads(wanted=False)
         self.steps = self.plan_steps(fuse)
-        self.relu_folds = self.plan_relu_folds() if fuse else set()
+        self.fold_relus = fuse         # ReLU backward in the next Conv2D's (relu_folds)
         self.ran_steps = self.steps    # the steps of the last forward (all single with hooks)
         self.forward_hooks, self.backward_hooks = [], []
 
@@ -80,18 +78,18 @@ class Sequential:
             i += 1 + taken
         return steps
 
-    def plan_relu_folds(self):
-        """{s}: the indices of the steps whose first layer, a Conv2D, takes over the
-        backward of the ReLU that made its input: the step before is that ReLU, or
-        Conv2D + ReLU, or Conv2D + ReLU + 2x2 max-pool, whose ReLU runs its backward at
-        the pooled size, on the same mask (the pooled output > 0)."""
-        folds = set()
-        for s in range(1, len(self.steps)):
-            before = [type(self.layers[i]) for i in self.steps[s - 1]]
-            if type(self.layers[self.steps[s][0]]) is Conv2D and before in (
-                    [ReLU], [Conv2D, ReLU], [Conv2D, ReLU, MaxPool2D]):
-                folds.add(s)
-        return folds
+    @property
+    def relu_folds(self):
+        """{s}: the steps whose first layer does the backward of the ReLU that made its
+        input (``takes_relu_backward``), when backward runs the planned steps."""
+        return {s for s in range(1, len(self.steps)) if self.folds_relu(self.steps, s)}
+
+    def folds_relu(self, steps, s):
+        """True when step s of ``steps`` does the ReLU backward of step s - 1."""
+        if not self.fold_relus or not 0 < s < len(steps):
+            return False
+        first = self.layers[steps[s][0]]
+        return first.takes_relu_backward([self.layers[i] for i in steps[s - 1]])
 
     def step_layers(self, step):
         """(the step's first layer, the layers it takes in) for a step of ``steps``."""
@@ -178,13 +176,14 @@ class Sequential:
 
     def step_backward(self, s, dy):
         """dL/d(the input of step s of ``ran_steps``) from dL/d(its output): its layers'
-        backward passes, with the ReLU folds where the steps ran fused (``relu_folds``):
-        step s does the ReLU's backward of the step before when s is in them, and its
-        own ReLU's was done by step s + 1 when that one is."""
-        folds = self.relu_folds if self.ran_steps is self.steps else set()
-        step = self.ran_steps[s]
-        relu_done = s + 1 in folds
-        options = {"through_relu": True} if s in folds else {}
+        backward passes, with the ReLU folds where the planned steps ran and no hook
+        is set (``relu_folds``): step s does the ReLU backward of the step before when
+        it folds, and its own ReLU's was done by step s + 1 when that one folds."""
+        steps = self.ran_steps
+        folding = steps is self.steps and not self.backward_hooks
+        relu_done = folding and self.folds_relu(steps, s + 1)
+        options = {"through_relu": True} if folding and self.folds_relu(steps, s) else {}
+        step = steps[s]
         if len(step) > 1:
             first, following = self.step_layers(step)
             if relu_done:

@@ -1,5 +1,5 @@
 """A ReLU's backward done by the Conv2D after it (``Conv2D.backward(dy, through_relu=True)``,
-``Sequential.relu_folds``): dL/dz = dx where x > 0, else 0, on every dx path and both
+``Sequential.relu_folds``, ``Layer.takes_relu_backward``): dL/dz = dx where x > 0, else 0, on every dx path and both
 backends, the same bits as the ReLU's own backward; and the steps Sequential folds."""
 import numpy as np
 import pytest
@@ -77,11 +77,13 @@ def test_pooled_conv_backward_through_relu():
 def test_winograd_mask_refuses_what_it_cannot_do():
     x = np.zeros((1, 8, 8, 32), np.float32)
     W = np.zeros((3, 3, 32, 32), np.float32)
-    with pytest.raises(ValueError, match="ReLU mask"):
+    with pytest.raises(ValueError, match=r"got \(1, 8, 8, 31\) float32, bias False"):
         winograd_forward(x, W, None, 1, 1, 8, 8, mask=np.zeros((1, 8, 8, 31), np.float32))
-    with pytest.raises(ValueError, match="no bias"):
+    with pytest.raises(ValueError, match=r"got \(1, 8, 8, 32\) float64"):
+        winograd_forward(x, W, None, 1, 1, 8, 8, mask=np.zeros((1, 8, 8, 32)))
+    with pytest.raises(ValueError, match="bias True"):
         winograd_forward(x, W, np.zeros(32, np.float32), 1, 1, 8, 8, mask=x)
-    with pytest.raises(ValueError, match="ReLU mask"):
+    with pytest.raises(ValueError, match="relu=True"):
         winograd_forward(x, W, None, 1, 1, 8, 8, relu=True, mask=x)
 
 
@@ -95,11 +97,26 @@ def test_the_steps_sequential_folds():
     assert bn_relu.steps[2:4] == [(2,), (3, 4)]
     assert bn_relu.relu_folds == {3}                      # after a ReLU on its own only
     assert mc.Sequential(simple(rng=0).layers, fuse=False).relu_folds == set()
+    model.fold_relus = False
+    assert model.relu_folds == set()
+
+
+def test_only_a_plain_conv_takes_the_relu_backward():
+    class MyConv(mc.Conv2D):
+        pass
+    relu_step = [mc.ReLU()]
+    assert mc.Conv2D(2, 2).takes_relu_backward(relu_step)
+    assert not MyConv(2, 2).takes_relu_backward(relu_step)
+    assert not mc.Conv2D(2, 2).takes_relu_backward([mc.GELU()])
+    assert not mc.Conv2D(2, 2).takes_relu_backward([mc.Conv2D(2, 2), mc.MaxPool2D(2)])
+    assert not mc.Dense(2, 2).takes_relu_backward(relu_step)
+    with pytest.raises(ValueError, match="no ReLU fold"):
+        mc.Conv2D(2, 2).backward_fused((mc.GELU(),), None, through_relu=True)
 
 
 def net_with_every_kind_of_fold():
     """A standalone ReLU before a conv, a conv + ReLU before one, a conv + ReLU + pool
-    before one; 64-wide maps keep Winograd on for the convs after them."""
+    before one; 32 channels on 16x16 maps keep Winograd on for the convs after them."""
     return mc.Sequential([
         mc.Conv2D(3, 32, rng=0), mc.BatchNorm2D(32), mc.ReLU(),
         mc.Conv2D(32, 32, rng=1), mc.ReLU(),
@@ -119,7 +136,7 @@ def test_folded_backward_gives_the_bits_of_the_unfolded_one(backend):
     for mode in ("folds", "no folds", "hooks"):
         model = net_with_every_kind_of_fold()
         if mode == "no folds":
-            model.relu_folds = set()
+            model.fold_relus = False
         seen = []
         if mode == "hooks":
             model.backward_hooks.append(lambda i, layer, d: seen.append(i))
@@ -135,6 +152,44 @@ def test_folded_backward_gives_the_bits_of_the_unfolded_one(backend):
         np.testing.assert_array_equal(dx, dx0)
         for a, b in zip(grads, g0):
             np.testing.assert_array_equal(a, b)
+
+
+def test_hooks_set_after_forward_see_every_relu():
+    """Backward hooks turn the folds off even when set after a forward of single steps
+    (a model with no fused step): each ReLU's gradient is seen, and the numbers agree."""
+    def model():
+        return mc.Sequential([mc.Conv2D(3, 4, rng=0), mc.BatchNorm2D(4), mc.ReLU(),
+                              mc.Conv2D(4, 2, rng=1), mc.Flatten(), mc.Dense(8 * 8 * 2, 3, rng=2)])
+    x = np.random.default_rng(8).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    grads = []
+    for late_hook in (False, True):
+        net = model()
+        assert net.relu_folds == {3}
+        _, d = softmax_cross_entropy(net.forward(x, training=True), np.array([0, 2]))
+        seen = []
+        if late_hook:
+            net.backward_hooks.append(lambda i, layer, g: seen.append(i))
+        net.backward(d)
+        assert seen == ([5, 4, 3, 2, 1, 0] if late_hook else [])
+        grads.append([g.copy() for g in net.gradients()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_folded_relu_on_its_own_is_not_run(monkeypatch):
+    calls = []
+    real = mc.ReLU.backward
+    monkeypatch.setattr(mc.ReLU, "backward", lambda self, dy: calls.append(self) or real(self, dy))
+    net = mc.Sequential([mc.Conv2D(3, 4, rng=0), mc.BatchNorm2D(4), mc.ReLU(),
+                         mc.Conv2D(4, 2, rng=1), mc.Flatten(), mc.Dense(8 * 8 * 2, 3, rng=2)])
+    x = np.random.default_rng(9).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    _, d = softmax_cross_entropy(net.forward(x, training=True), np.array([0, 2]))
+    net.backward(d)
+    assert calls == []
+    net.fold_relus = False
+    _, d = softmax_cross_entropy(net.forward(x, training=True), np.array([0, 2]))
+    net.backward(d)
+    assert calls == [net[2]]
 
 
 def test_a_folded_relu_is_not_run(monkeypatch):

@@ -104,6 +104,13 @@ def conv2d_backward(dy, x, W, stride, pads):
     return np.ascontiguousarray(dx), dW, db
 
 
+def relu_flag(through_relu):
+    """{"through_relu": True}, or {} when False: the flag is passed on only when set, so
+    a subclass's backward(dy) or backward_reference(dy), which know nothing of it, still
+    work wherever it is not asked for."""
+    return {"through_relu": True} if through_relu else {}
+
+
 def is_2x2_max_pool(layer):
     """True for a MaxPool2D (exactly) of 2x2 windows at stride 2: the pool Conv2D fuses."""
     return type(layer) is MaxPool2D and (layer.K, layer.S) == (2, 2)
@@ -255,10 +262,9 @@ class Conv2D(Layer):
             return super().backward_fused(following, dy)
         if kinds[0] is ReLU and not relu_done:
             dy = following[0].backward(dy)
-        options = {"through_relu": True} if through_relu else {}
         if kinds[-1] is MaxPool2D:
-            return self.backward_pooled(following[-1], dy, **options)
-        return self.backward(dy, **options)
+            return self.backward_pooled(following[-1], dy, **relu_flag(through_relu))
+        return self.backward(dy, **relu_flag(through_relu))
 
     def backward_pooled(self, pool, dy, through_relu=False):
         """dx (or None) from dy = dL/d(pool(this layer's output)), for the max-pool fused
@@ -269,15 +275,13 @@ class Conv2D(Layer):
         N, H, W, _ = self.x.shape
         OH, OW, _, _ = self.geometry(H, W)
         dy = pool.check_backward(dy, (N,) + pool.output_shape((OH, OW, self.F)), self.x.dtype)
-        options = {"through_relu": True} if through_relu else {}   # (as in backward)
-        return backend.run(self, "backward_pool", dy, pool, **options)
+        return backend.run(self, "backward_pool", dy, pool, **relu_flag(through_relu))
 
     def forward_pool_reference(self, x, training, pool, relu=False):
         return pool.forward(self.forward_reference(x, training, relu))
 
     def backward_pool_reference(self, dy, pool, through_relu=False):
-        options = {"through_relu": True} if through_relu else {}
-        return self.backward_reference(pool.backward(dy), **options)
+        return self.backward_reference(pool.backward(dy), **relu_flag(through_relu))
 
     def forward(self, x, training=False, relu=False):
         """y (N, OH, OW, F); relu=True returns max(y, 0) (the fused Conv2D + ReLU)."""
@@ -298,9 +302,7 @@ class Conv2D(Layer):
         N, H, W, _ = self.x.shape
         OH, OW, _, _ = self.geometry(H, W)
         dy = self.check_backward(dy, (N, OH, OW, self.F), self.x.dtype)
-        # the flag only when set: a subclass's backward_reference(dy) takes dy alone
-        options = {"through_relu": True} if through_relu else {}
-        return backend.run(self, "backward", dy, **options)
+        return backend.run(self, "backward", dy, **relu_flag(through_relu))
 
     def forward_reference(self, x, training=False, relu=False):
         self.x = x

@@ -36,7 +36,7 @@ from .kernels.im2col import col2im_rows, im2col_rows
 from .kernels.relu import relu_backward
 from .kernels.sums import column_sums, unpooled_column_sums
 from .parallel import num_threads, parallel_blocks
-from .rules import conv_path, conv_shape
+from .rules import conv_path, conv_shape, flipped_padding
 
 BLOCK_BYTES = 1 << 20    # target size of one block of im2col rows (fits a core's L2 cache)
 MIN_BLOCK_ROWS = 512     # ... but at least this many rows, so each product is tall
@@ -164,9 +164,8 @@ def conv2d_pool_backward(layer, dy_pooled, pool, through_relu=False):
                                                      REDUCE_GROUPS, unpool)
     if not layer.needs_input_grad:
         return None
-    return winograd_forward(dy_pooled, flipped_weights(layer), None, layer.KH - 1 - shape.pad_top,
-                            layer.KW - 1 - shape.pad_left, shape.H, shape.W, unpool=unpool,
-                            mask=x if through_relu else None)
+    return winograd_forward(dy_pooled, flipped_weights(layer), None, *flipped_padding(layer, shape),
+                            shape.H, shape.W, unpool=unpool, mask=x if through_relu else None)
 
 
 def weight_grad(layer, x, dy, shape, need_dW, need_db):
@@ -227,8 +226,8 @@ def input_grad(layer, dy, x_shape, shape, relu_mask=None):
     else by a pass of the ReLU's backward kernel over dx, in place."""
     path = conv_path(layer, "dx", shape)
     if path == "winograd":
-        return winograd_forward(dy, flipped_weights(layer), None, layer.KH - 1 - shape.pad_top,
-                                layer.KW - 1 - shape.pad_left, shape.H, shape.W, mask=relu_mask)
+        return winograd_forward(dy, flipped_weights(layer), None, *flipped_padding(layer, shape),
+                                shape.H, shape.W, mask=relu_mask)
     dx = np.ascontiguousarray(unmasked_input_grad(layer, dy, x_shape, shape, path))
     if relu_mask is not None:
         flat_dx = dx.reshape(-1)
@@ -240,8 +239,7 @@ def unmasked_input_grad(layer, dy, x_shape, shape, path):
     """dx (N, H, W, C) from dy (N, OH, OW, F) by ``path``, any but Winograd."""
     if path == "col2im":
         return col2im_input_grad(layer, dy, x_shape, shape)
-    KH, KW = layer.KH, layer.KW
-    dy_pad_top, dy_pad_left = KH - 1 - shape.pad_top, KW - 1 - shape.pad_left
+    dy_pad_top, dy_pad_left = flipped_padding(layer, shape)
     if path == "shifts":                 # the flipped tap matrices as views of W: no copy
         return shifted_forward(dy, layer.params["W"], None, dy_pad_top, dy_pad_left, shape.H,
                                shape.W, flipped=True)

@@ -93,10 +93,15 @@ def winograd_forward_fits(layer, shape):
             and layer.C >= MIN_WINOGRAD_CHANNELS and winograd_width_fits(layer.F))
 
 
+def flipped_padding(layer, shape):
+    """(top, left): dy's zero borders when dx is the stride-1 convolution of dy with the
+    flipped kernel, KH - 1 - pad_top and KW - 1 - pad_left."""
+    return layer.KH - 1 - shape.pad_top, layer.KW - 1 - shape.pad_left
+
+
 def flipped_kernel_fits(layer, shape):
-    """dx as a convolution of dy needs dy's padding KH-1-pad_top (and KW-1-pad_left) >= 0."""
-    return (layer.stride == 1 and layer.KH - 1 - shape.pad_top >= 0
-            and layer.KW - 1 - shape.pad_left >= 0)
+    """dx as a convolution of dy needs dy's padding (flipped_padding) >= 0."""
+    return layer.stride == 1 and min(flipped_padding(layer, shape)) >= 0
 
 
 def winograd_dx_fits(layer, shape):
@@ -145,9 +150,8 @@ def shifts_padding(layer, shape, flipped=False):
     (flipped) of the flipped-kernel convolution of dy that gives dx (OH x OW in, H x W
     out); -1 (never enough) where the path cannot run: stride > 1, or a padding not
     smaller than the kernel."""
-    pad_top, pad_left = shape.pad_top, shape.pad_left
-    if flipped:
-        pad_top, pad_left = layer.KH - 1 - pad_top, layer.KW - 1 - pad_left
+    pad_top, pad_left = flipped_padding(layer, shape) if flipped else (shape.pad_top,
+                                                                         shape.pad_left)
     if layer.stride != 1 or not (0 <= pad_top < layer.KH and 0 <= pad_left < layer.KW):
         return -1.0
     H, W, OH, OW = shape.H, shape.W, shape.OH, shape.OW
@@ -192,8 +196,7 @@ def taps_dx_fits(layer, shape):
     if not flipped_dx_fits(layer, shape):
         return False
     share = padding_share(shape.OH, shape.OW, layer.KH, layer.KW, 1,
-                          layer.KH - 1 - shape.pad_top, layer.KW - 1 - shape.pad_left,
-                          shape.H, shape.W)
+                          *flipped_padding(layer, shape), shape.H, shape.W)
     return share >= taps_threshold(layer)
 
 
